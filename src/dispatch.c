@@ -1,1 +1,795 @@
-/* placeholder: dispatch */
+/*
+ * dispatch: the delivery engine. See dispatch.h for the design.
+ *
+ * Hand-offs, precisely:
+ *   - wake flag: any thread sets d->wake under d->lock, then calls
+ *     curl_multi_wakeup; the loop thread reads and clears it under d->lock.
+ *   - watchers: registered under d->lock by API threads; run and removed by
+ *     the recorder thread, under d->lock taken only to unlink them.
+ *   - outcomes: the loop thread appends a finished attempt (struct outcome,
+ *     owning its job, response bytes and error text) to d->queue under
+ *     d->lock and signals d->cond; the recorder swaps the whole queue out.
+ * Everything else (the multi handle, transfers, per-endpoint counts) belongs
+ * to the loop thread alone.
+ *
+ * A transfer (struct xfer) is allocated once and reused: its easy handle,
+ * its header list (curl_slist nodes embedded in the xfer, pointing into an
+ * embedded buffer) and its response buffer, so an attempt costs no
+ * allocation beyond the one outcome handed to the recorder.
+ */
+#include "dispatch.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "sign.h"
+#include "timeutil.h"
+
+#define CLAIM_MAX 256
+#define BODY_HARD_CAP (64 * 1024) /* read at most this much of a response, keep response_keep */
+#define LEASE_MARGIN_MS 30000
+#define POLL_MAX_MS 1000
+#define NHDR 8
+
+struct xfer {
+	struct dispatch *d;
+	CURL *easy;
+	struct store_job job;
+	struct curl_slist hdr[NHDR];
+	char hbuf[512];
+	char errbuf[CURL_ERROR_SIZE];
+	char blocked[160];
+	char resp[4096];
+	size_t resp_len;  /* bytes kept */
+	size_t resp_seen; /* bytes read */
+	bool capped;      /* stopped reading at BODY_HARD_CAP */
+	int64_t retry_after;
+	int64_t started_wall, started_mono;
+	struct xfer *next_free;          /* on the free list */
+	struct xfer *prev_on, *next_on;  /* on the active list */
+};
+
+/* A finished attempt on its way to the recorder. */
+struct outcome {
+	struct store_result r;
+	struct store_job job;
+	struct outcome *next;
+	char mem[]; /* response bytes, then the error text */
+};
+
+struct watcher {
+	char delivery_id[UUID_STR_LEN];
+	dispatch_watch_fn fn;
+	void *arg;
+	struct watcher *next;
+};
+
+/* In-flight count of one endpoint (loop thread only). */
+struct ep_count {
+	char id[UUID_STR_LEN];
+	unsigned n;
+	struct ep_count *next;
+};
+
+#define EP_BUCKETS 1024
+
+struct dispatch {
+	struct store *store;
+	const struct dispatch_config *cfg;
+	pthread_t loop_thread, rec_thread;
+	CURLM *multi;
+	/* loop thread only */
+	unsigned in_flight;
+	struct xfer *free_xfers;
+	struct xfer *active; /* started, not yet finished */
+	struct ep_count *eps[EP_BUCKETS];
+	int64_t next_due; /* 0: unknown, ask the store */
+	int64_t last_claim;
+	/* under lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool wake;
+	bool stopping;    /* dispatch_stop called */
+	bool loop_done;   /* the loop thread has exited */
+	bool stopped;     /* both threads joined */
+	struct outcome *queue, *queue_tail;
+	struct watcher *watchers;
+};
+
+/* ---- per-endpoint in-flight counts (loop thread) -------------------------- */
+
+static unsigned ep_hash(const char *id)
+{
+	unsigned h = 2166136261u;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % EP_BUCKETS;
+}
+
+static void ep_add(struct dispatch *d, const char *id, int delta)
+{
+	struct ep_count **pp = &d->eps[ep_hash(id)];
+	for (; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) != 0)
+			continue;
+		(*pp)->n += (unsigned)delta;
+		if ((*pp)->n == 0) {
+			struct ep_count *gone = *pp;
+			*pp = gone->next;
+			free(gone);
+		}
+		return;
+	}
+	if (delta <= 0)
+		return;
+	struct ep_count *e = calloc(1, sizeof(*e));
+	if (!e)
+		return; /* only the cap's precision suffers */
+	memcpy(e->id, id, UUID_STR_LEN);
+	e->n = (unsigned)delta;
+	e->next = d->eps[ep_hash(id)];
+	d->eps[ep_hash(id)] = e;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* The in-flight counts as the store's claim wants them: sorted by id.
+ * Returns the count; *ids and *counts are malloc'd (NULL when none). */
+static size_t ep_snapshot(struct dispatch *d, char (**ids)[UUID_STR_LEN], unsigned **counts)
+{
+	size_t n = 0;
+	*ids = NULL;
+	*counts = NULL;
+	for (int b = 0; b < EP_BUCKETS; b++)
+		for (struct ep_count *e = d->eps[b]; e; e = e->next)
+			n++;
+	if (n == 0)
+		return 0;
+	struct { char id[UUID_STR_LEN]; unsigned n; } *tmp = malloc(n * sizeof(*tmp));
+	*ids = malloc(n * UUID_STR_LEN);
+	*counts = malloc(n * sizeof(unsigned));
+	if (!tmp || !*ids || !*counts) {
+		free(tmp);
+		free(*ids);
+		free(*counts);
+		*ids = NULL;
+		*counts = NULL;
+		return 0;
+	}
+	size_t i = 0;
+	for (int b = 0; b < EP_BUCKETS; b++)
+		for (struct ep_count *e = d->eps[b]; e; e = e->next, i++) {
+			memcpy(tmp[i].id, e->id, UUID_STR_LEN);
+			tmp[i].n = e->n;
+		}
+	qsort(tmp, n, sizeof(*tmp), cmp_id);
+	for (i = 0; i < n; i++) {
+		memcpy((*ids)[i], tmp[i].id, UUID_STR_LEN);
+		(*counts)[i] = tmp[i].n;
+	}
+	free(tmp);
+	return n;
+}
+
+/* ---- curl callbacks ---------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+	size_t keep = x->d->cfg->response_keep < sizeof(x->resp) ? x->d->cfg->response_keep
+	                                                           : sizeof(x->resp);
+	if (x->resp_len < keep) {
+		size_t take = n < keep - x->resp_len ? n : keep - x->resp_len;
+		memcpy(x->resp + x->resp_len, data, take);
+		x->resp_len += take;
+	}
+	x->resp_seen += n;
+	if (x->resp_seen > BODY_HARD_CAP) {
+		x->capped = true;
+		return 0; /* stop: a huge or endless body must not hold us */
+	}
+	return n;
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *arg)
+{
+	struct xfer *x = arg;
+	size_t n = size * nmemb;
+	if (n > 12 && strncasecmp(line, "retry-after:", 12) == 0) {
+		char v[64];
+		size_t vl = n - 12 < sizeof(v) - 1 ? n - 12 : sizeof(v) - 1;
+		memcpy(v, line + 12, vl);
+		v[vl] = '\0';
+		x->retry_after = retry_after_ms(v, tu_now_ms());
+	}
+	return n;
+}
+
+/* Every socket a delivery opens is checked here, on the address connected to. */
+static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct xfer *x = arg;
+	(void)purpose;
+	const char *why = ssrf_check(&a->addr, x->d->cfg->allow);
+	if (why) {
+		char ip[INET6_ADDRSTRLEN] = "?";
+		const void *src = a->family == AF_INET6
+			? (const void *)&((struct sockaddr_in6 *)&a->addr)->sin6_addr
+			: (const void *)&((struct sockaddr_in *)&a->addr)->sin_addr;
+		inet_ntop(a->family, src, ip, sizeof(ip));
+		snprintf(x->blocked, sizeof(x->blocked), "blocked: %s is a %s address", ip, why);
+		return CURL_SOCKET_BAD;
+	}
+	return socket(a->family, a->socktype, a->protocol);
+}
+
+/* ---- starting a transfer (loop thread) -------------------------------------- */
+
+static struct xfer *xfer_get(struct dispatch *d)
+{
+	struct xfer *x = d->free_xfers;
+	if (x) {
+		d->free_xfers = x->next_free;
+		curl_easy_reset(x->easy);
+		return x;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x && !(x->easy = curl_easy_init())) {
+		free(x);
+		x = NULL;
+	}
+	if (x)
+		x->d = d;
+	return x;
+}
+
+/* Build the header list in x->hdr / x->hbuf. 0, or -1 when signing fails. */
+static int build_headers(struct xfer *x, int64_t ts)
+{
+	const struct store_job *j = &x->job;
+	unsigned char key[SIGN_KEY_MAX];
+	char std[SIGN_STD_LEN], av[SIGN_AV_LEN];
+	int kl = sign_key_from_secret(j->secret, key);
+	if (kl < 0 || sign_standard(key, (size_t)kl, j->event_id, ts, j->body, j->body_len, std) != 0)
+		return -1;
+	if (!j->is_primary && sign_agentvista(key, (size_t)kl, ts, j->body, j->body_len, av) != 0)
+		return -1;
+	const char *lines[NHDR];
+	char ua[96], id[64], tsl[48], sig[96], avl[128];
+	snprintf(ua, sizeof(ua), "User-Agent: %s", x->d->cfg->user_agent);
+	snprintf(id, sizeof(id), "webhook-id: %s", j->event_id);
+	snprintf(tsl, sizeof(tsl), "webhook-timestamp: %lld", (long long)ts);
+	snprintf(sig, sizeof(sig), "webhook-signature: %s", std);
+	snprintf(avl, sizeof(avl), "X-AgentVista-Signature: %s", av);
+	int n = 0;
+	lines[n++] = "Content-Type: application/json";
+	lines[n++] = ua;
+	lines[n++] = id;
+	lines[n++] = tsl;
+	lines[n++] = sig;
+	if (!j->is_primary)
+		lines[n++] = avl;
+	lines[n++] = "Expect:";
+	size_t used = 0;
+	for (int i = 0; i < n; i++) {
+		size_t len = strlen(lines[i]) + 1;
+		if (used + len > sizeof(x->hbuf))
+			return -1;
+		memcpy(x->hbuf + used, lines[i], len);
+		x->hdr[i].data = x->hbuf + used;
+		x->hdr[i].next = i + 1 < n ? &x->hdr[i + 1] : NULL;
+		used += len;
+	}
+	return 0;
+}
+
+static void set_options(struct xfer *x)
+{
+	const struct dispatch_config *cfg = x->d->cfg;
+	CURL *e = x->easy;
+	curl_easy_setopt(e, CURLOPT_URL, x->job.url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->job.body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->job.body_len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdr);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_PROXY, "");
+	curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)cfg->attempt_timeout_ms);
+	curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	if (cfg->ca_file)
+		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+}
+
+static void finish(struct dispatch *d, struct xfer *x, CURLcode rc);
+
+/* Start one claimed job; on failure its attempt is recorded as failed. */
+static void start(struct dispatch *d, struct store_job *job)
+{
+	struct xfer *x = xfer_get(d);
+	if (!x) {
+		log_error("out of memory starting a delivery", "delivery=%s", job->delivery_id);
+		store_job_clear(job); /* the lease expires; it is attempted again */
+		return;
+	}
+	x->job = *job;
+	memset(job, 0, sizeof(*job));
+	x->resp_len = x->resp_seen = 0;
+	x->capped = false;
+	x->retry_after = -1;
+	x->errbuf[0] = x->blocked[0] = '\0';
+	x->started_wall = tu_now_ms();
+	x->started_mono = tu_mono_ms();
+	d->in_flight++;
+	ep_add(d, x->job.endpoint_id, 1);
+	x->prev_on = NULL;
+	x->next_on = d->active;
+	if (d->active)
+		d->active->prev_on = x;
+	d->active = x;
+	if (build_headers(x, x->started_wall / 1000) != 0) {
+		snprintf(x->blocked, sizeof(x->blocked), "cannot sign: the endpoint secret is malformed");
+		finish(d, x, CURLE_ABORTED_BY_CALLBACK);
+		return;
+	}
+	set_options(x);
+	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
+		snprintf(x->blocked, sizeof(x->blocked), "cannot start the transfer");
+		finish(d, x, CURLE_FAILED_INIT);
+	}
+}
+
+/* ---- the outcome of a transfer (loop thread) ---------------------------- */
+
+static uint32_t random32(void)
+{
+	uint32_t r = 0;
+	RAND_bytes((unsigned char *)&r, sizeof(r));
+	return r;
+}
+
+/* Success, a retry time, or a final failure, by the spec's delivery rules. */
+static void decide(const struct dispatch_config *cfg, const struct xfer *x,
+                   struct store_result *r)
+{
+	if (r->success) {
+		r->status = DELIVERY_SUCCEEDED;
+		return;
+	}
+	int64_t delay = retry_delay_ms(&cfg->schedule, r->attempt_number, random32());
+	if (r->http_status == 410 || x->job.no_retry || delay < 0) {
+		r->status = DELIVERY_FAILED;
+		return;
+	}
+	if ((r->http_status == 429 || r->http_status == 503) && x->retry_after >= 0) {
+		int64_t ra = x->retry_after < cfg->retry_after_cap_ms ? x->retry_after : cfg->retry_after_cap_ms;
+		if (ra > delay)
+			delay = ra;
+	}
+	r->status = DELIVERY_PENDING;
+	r->next_attempt_at = tu_now_ms() + delay;
+}
+
+/* The error text of an attempt, or NULL for a success. */
+static const char *error_text(const struct xfer *x, CURLcode rc, long code, char *buf, size_t cap)
+{
+	if (x->blocked[0])
+		return x->blocked;
+	if (code > 0 && (rc == CURLE_OK || x->capped)) {
+		if (code >= 200 && code < 300)
+			return NULL;
+		snprintf(buf, cap, "HTTP %ld", code);
+		return buf;
+	}
+	snprintf(buf, cap, "%s%s%s", curl_easy_strerror(rc), x->errbuf[0] ? ": " : "", x->errbuf);
+	return buf;
+}
+
+static struct outcome *make_outcome(struct xfer *x, CURLcode rc)
+{
+	long code = 0;
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	char ebuf[CURL_ERROR_SIZE + 64];
+	const char *err = error_text(x, rc, code, ebuf, sizeof(ebuf));
+	size_t el = err ? strlen(err) + 1 : 0;
+	struct outcome *o = malloc(sizeof(*o) + x->resp_len + el);
+	if (!o)
+		return NULL;
+	memcpy(o->mem, x->resp, x->resp_len);
+	if (err)
+		memcpy(o->mem + x->resp_len, err, el);
+	o->job = x->job;
+	o->next = NULL;
+	struct store_result *r = &o->r;
+	*r = (struct store_result){
+		.delivery_id = o->job.delivery_id, .endpoint_id = o->job.endpoint_id,
+		.lease = o->job.lease, .attempt_number = o->job.attempt_count + 1,
+		.started_at = x->started_wall, .duration_ms = (int)(tu_mono_ms() - x->started_mono),
+		.http_status = x->blocked[0] ? 0 : (int)code,
+		.error = err ? o->mem + x->resp_len : NULL,
+		.response_body = o->mem, .response_len = x->resp_len,
+		.success = err == NULL,
+	};
+	decide(x->d->cfg, x, r);
+	return o;
+}
+
+static void enqueue(struct dispatch *d, struct outcome *o)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->queue_tail)
+		d->queue_tail->next = o;
+	else
+		d->queue = o;
+	d->queue_tail = o;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* A transfer ended (or could not start): hand its outcome over, recycle. */
+static void unlink_active(struct dispatch *d, struct xfer *x)
+{
+	if (x->prev_on)
+		x->prev_on->next_on = x->next_on;
+	else
+		d->active = x->next_on;
+	if (x->next_on)
+		x->next_on->prev_on = x->prev_on;
+	x->prev_on = x->next_on = NULL;
+	d->in_flight--;
+	ep_add(d, x->job.endpoint_id, -1);
+	x->next_free = d->free_xfers;
+	d->free_xfers = x;
+}
+
+static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
+{
+	struct outcome *o = make_outcome(x, rc);
+	unlink_active(d, x);
+	if (o)
+		enqueue(d, o); /* the outcome owns the job now */
+	else
+		store_job_clear(&x->job); /* out of memory: the lease expires, it goes again */
+	memset(&x->job, 0, sizeof(x->job));
+}
+
+static void collect(struct dispatch *d)
+{
+	CURLMsg *m;
+	int left;
+	while ((m = curl_multi_info_read(d->multi, &left))) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		struct xfer *x = NULL;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		CURLcode rc = m->data.result;
+		curl_multi_remove_handle(d->multi, m->easy_handle);
+		finish(d, x, rc);
+	}
+}
+
+/* ---- claiming (loop thread) ----------------------------------------------- */
+
+static bool take_wake(struct dispatch *d, bool *stopping)
+{
+	pthread_mutex_lock(&d->lock);
+	bool w = d->wake;
+	d->wake = false;
+	*stopping = d->stopping;
+	pthread_mutex_unlock(&d->lock);
+	return w;
+}
+
+/* Claim and start what is due and fits. Returns true when more may be due
+ * right now (a full batch came back). */
+static bool claim(struct dispatch *d, int64_t now)
+{
+	const struct dispatch_config *cfg = d->cfg;
+	unsigned room = cfg->max_in_flight > d->in_flight ? cfg->max_in_flight - d->in_flight : 0;
+	if (room == 0)
+		return false;
+	unsigned cap = room < CLAIM_MAX ? room : CLAIM_MAX;
+	struct store_job jobs[CLAIM_MAX];
+	char(*ids)[UUID_STR_LEN];
+	unsigned *counts;
+	struct store_claim_room r = { .per_endpoint = cfg->max_in_flight_per_endpoint };
+	r.n = ep_snapshot(d, &ids, &counts);
+	r.endpoints = (const char(*)[UUID_STR_LEN])ids;
+	r.in_flight = counts;
+	size_t n = 0;
+	struct hk_err err;
+	int64_t lease_until = now + cfg->connect_timeout_ms + cfg->attempt_timeout_ms + LEASE_MARGIN_MS;
+	hk_status st = store_claim(d->store, now, lease_until, cap, &r, jobs, &n, &err);
+	free(ids);
+	free(counts);
+	d->last_claim = now;
+	if (st != HK_OK) {
+		log_warn("claim failed", "code=%s", err.code);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		start(d, &jobs[i]);
+	if (n == cap)
+		return true;
+	int64_t due = 0;
+	if (store_next_due(d->store, &due, &err) == HK_OK)
+		d->next_due = due;
+	return false;
+}
+
+/* How long the loop may sleep before something needs doing. */
+static long poll_timeout(struct dispatch *d, int64_t now, bool stopping)
+{
+	long t = POLL_MAX_MS;
+	long ct = -1;
+	curl_multi_timeout(d->multi, &ct);
+	if (ct >= 0 && ct < t)
+		t = ct;
+	if (!stopping && d->next_due > 0 && d->in_flight < d->cfg->max_in_flight) {
+		int64_t until = d->next_due - now;
+		if (until < t)
+			t = until > 0 ? (long)until : 0;
+	}
+	return t;
+}
+
+static void *loop_main(void *arg)
+{
+	struct dispatch *d = arg;
+	bool more = true, stopping = false;
+	int64_t deadline = 0;
+	for (;;) {
+		bool woke = take_wake(d, &stopping);
+		int64_t now = tu_now_ms();
+		if (stopping && !deadline)
+			deadline = tu_mono_ms() + d->cfg->grace_ms;
+		if (stopping && (d->in_flight == 0 || tu_mono_ms() >= deadline))
+			break;
+		bool due = d->next_due > 0 && now >= d->next_due;
+		if (!stopping && (more || woke || due || now - d->last_claim >= POLL_MAX_MS))
+			more = claim(d, now);
+		int running;
+		curl_multi_perform(d->multi, &running);
+		collect(d);
+		if (!more)
+			curl_multi_poll(d->multi, NULL, 0, (int)poll_timeout(d, now, stopping), NULL);
+	}
+	/* Grace is over: abandon what is still in flight (its lease expires). */
+	while (d->active) {
+		struct xfer *x = d->active;
+		curl_multi_remove_handle(d->multi, x->easy);
+		log_info("abandoned an attempt at shutdown", "delivery=%s", x->job.delivery_id);
+		unlink_active(d, x);
+		store_job_clear(&x->job);
+	}
+	pthread_mutex_lock(&d->lock);
+	d->loop_done = true;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---- the recorder thread ------------------------------------------------- */
+
+/* Call and unlink the watchers of delivery id (recorder thread). */
+static void notify(struct dispatch *d, const struct store_result *r)
+{
+	pthread_mutex_lock(&d->lock);
+	struct watcher **pp = &d->watchers, *hit = NULL;
+	while (*pp) {
+		if (strcmp((*pp)->delivery_id, r->delivery_id) == 0) {
+			struct watcher *w = *pp;
+			*pp = w->next;
+			w->next = hit;
+			hit = w;
+		} else {
+			pp = &(*pp)->next;
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	while (hit) {
+		struct watcher *next = hit->next;
+		hit->fn(hit->arg, r);
+		free(hit);
+		hit = next;
+	}
+}
+
+/* Write a batch, retrying while the store is busy: dropping it would let
+ * the leases expire and the attempts be made twice. */
+static void record_batch(struct dispatch *d, struct outcome *list)
+{
+	size_t n = 0;
+	for (struct outcome *o = list; o; o = o->next)
+		n++;
+	struct store_result *r = malloc(n * sizeof(*r));
+	char(*paused)[UUID_STR_LEN] = malloc(n * UUID_STR_LEN);
+	size_t i = 0, np = 0;
+	for (struct outcome *o = list; r && o; o = o->next)
+		r[i++] = o->r;
+	struct hk_err err;
+	for (int tries = 0; r && paused; tries++) {
+		if (store_record(d->store, r, n, d->cfg->breaker_threshold, paused, &np, &err) == HK_OK)
+			break;
+		log_warn("recording attempts failed, retrying", "attempts=%zu code=%s", n, err.code);
+		usleep(tries < 10 ? 10000 : 200000);
+	}
+	for (size_t k = 0; k < np; k++)
+		log_info("endpoint paused by the circuit breaker", "endpoint=%s threshold=%d",
+		         paused[k], d->cfg->breaker_threshold);
+	i = 0;
+	for (struct outcome *o = list; o; o = list) {
+		list = o->next;
+		if (r) {
+			o->r.fenced = r[i++].fenced;
+			log_debug("attempt", "delivery=%s endpoint=%s attempt=%d http_status=%d dur_ms=%d fenced=%d",
+			          o->r.delivery_id, o->r.endpoint_id, o->r.attempt_number, o->r.http_status,
+			          o->r.duration_ms, o->r.fenced);
+		}
+		notify(d, &o->r);
+		store_job_clear(&o->job);
+		free(o);
+	}
+	free(r);
+	free(paused);
+}
+
+static void *recorder_main(void *arg)
+{
+	struct dispatch *d = arg;
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		while (!d->queue && !d->loop_done)
+			pthread_cond_wait(&d->cond, &d->lock);
+		struct outcome *list = d->queue;
+		d->queue = d->queue_tail = NULL;
+		bool done = d->loop_done;
+		pthread_mutex_unlock(&d->lock);
+		if (list)
+			record_batch(d, list);
+		pthread_mutex_lock(&d->lock);
+		if (done && !d->queue)
+			break;
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---- public ------------------------------------------------------------------ */
+
+struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *cfg,
+                                struct hk_err *err)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	struct dispatch *d = calloc(1, sizeof(*d));
+	if (!d || !(d->multi = curl_multi_init())) {
+		free(d);
+		hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+		return NULL;
+	}
+	d->store = s;
+	d->cfg = cfg;
+	d->wake = true;
+	curl_multi_setopt(d->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, 1024L);
+	pthread_mutex_init(&d->lock, NULL);
+	pthread_cond_init(&d->cond, NULL);
+	if (pthread_create(&d->rec_thread, NULL, recorder_main, d) != 0) {
+		curl_multi_cleanup(d->multi);
+		free(d);
+		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the recorder thread");
+		return NULL;
+	}
+	if (pthread_create(&d->loop_thread, NULL, loop_main, d) != 0) {
+		pthread_mutex_lock(&d->lock);
+		d->loop_done = true;
+		pthread_cond_signal(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(d->rec_thread, NULL);
+		curl_multi_cleanup(d->multi);
+		free(d);
+		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the dispatch thread");
+		return NULL;
+	}
+	return d;
+}
+
+void dispatch_wake(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	bool live = !d->stopped;
+	d->wake = true;
+	if (live)
+		curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->lock);
+}
+
+int dispatch_watch(struct dispatch *d, const char *delivery_id, dispatch_watch_fn fn, void *arg)
+{
+	struct watcher *w = calloc(1, sizeof(*w));
+	if (!w)
+		return -1;
+	snprintf(w->delivery_id, sizeof(w->delivery_id), "%s", delivery_id);
+	w->fn = fn;
+	w->arg = arg;
+	pthread_mutex_lock(&d->lock);
+	if (d->stopping) {
+		pthread_mutex_unlock(&d->lock);
+		free(w);
+		return -1;
+	}
+	w->next = d->watchers;
+	d->watchers = w;
+	pthread_mutex_unlock(&d->lock);
+	return 0;
+}
+
+void dispatch_stop(struct dispatch *d)
+{
+	pthread_mutex_lock(&d->lock);
+	d->stopping = true;
+	curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->loop_thread, NULL);
+	pthread_join(d->rec_thread, NULL);
+	pthread_mutex_lock(&d->lock);
+	d->stopped = true;
+	struct watcher *w = d->watchers;
+	d->watchers = NULL;
+	pthread_mutex_unlock(&d->lock);
+	/* Watched deliveries that were not attempted: tell their waiters. */
+	while (w) {
+		struct watcher *next = w->next;
+		struct store_result r = { .delivery_id = w->delivery_id, .fenced = true };
+		w->fn(w->arg, &r);
+		free(w);
+		w = next;
+	}
+}
+
+void dispatch_free(struct dispatch *d)
+{
+	if (!d)
+		return;
+	while (d->free_xfers) {
+		struct xfer *x = d->free_xfers;
+		d->free_xfers = x->next_free;
+		curl_easy_cleanup(x->easy);
+		free(x);
+	}
+	for (int b = 0; b < EP_BUCKETS; b++)
+		while (d->eps[b]) {
+			struct ep_count *e = d->eps[b];
+			d->eps[b] = e->next;
+			free(e);
+		}
+	curl_multi_cleanup(d->multi);
+	pthread_mutex_destroy(&d->lock);
+	pthread_cond_destroy(&d->cond);
+	free(d);
+}

@@ -1,1 +1,177 @@
-/* placeholder: store */
+/*
+ * store: the backend-neutral wrappers of store.h, and the helpers that free
+ * what the store hands out.
+ *
+ * Every wrapper is one indirect call through the backend's ops; they are also
+ * the single place to inject faults in tests, as SQLite's VFS wrappers are.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct store_ops *const backends[] = {
+	&store_sqlite_ops,
+};
+
+hk_status store_open(const char *db, const struct store_options *opt, struct store **out,
+                     struct hk_err *err)
+{
+	*out = NULL;
+	for (size_t i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i]->accepts(db))
+			return backends[i]->open(db, opt, out, err);
+	return hk_fail(err, HK_EINVALID, "unsupported_store", "no store backend accepts --db %s",
+	               strncmp(db, "postgres", 8) == 0 ? "postgres://..." : db);
+}
+
+const char *store_backend(const struct store *s)
+{
+	return s->ops->name;
+}
+
+void store_endpoint_clear(struct store_endpoint *ep)
+{
+	free(ep->url);
+	free(ep->description);
+	free(ep->event_types);
+	free(ep->secret);
+	memset(ep, 0, sizeof(*ep));
+}
+
+void store_endpoint_free_array(struct store_endpoint *eps, size_t n)
+{
+	for (size_t i = 0; eps && i < n; i++)
+		store_endpoint_clear(&eps[i]);
+	free(eps);
+}
+
+void store_attempt_free_array(struct store_attempt *a, size_t n)
+{
+	for (size_t i = 0; a && i < n; i++) {
+		free(a[i].error);
+		free(a[i].response_body);
+	}
+	free(a);
+}
+
+void store_job_clear(struct store_job *job)
+{
+	free(job->mem);
+	memset(job, 0, sizeof(*job));
+}
+
+void store_close(struct store *s)
+{
+	s->ops->close(s);
+}
+
+hk_status store_schema_version(struct store *s, int *version, struct hk_err *err)
+{
+	return s->ops->schema_version(s, version, err);
+}
+
+hk_status store_org_create(struct store *s, const char *slug, const char *name, int64_t now, int64_t *org_id, struct hk_err *err)
+{
+	return s->ops->org_create(s, slug, name, now, org_id, err);
+}
+
+hk_status store_org_get(struct store *s, const char *slug, struct store_org *out, struct hk_err *err)
+{
+	return s->ops->org_get(s, slug, out, err);
+}
+
+hk_status store_key_create(struct store *s, int64_t org_id, const unsigned char hash[32], enum store_role role, int64_t now, struct hk_err *err)
+{
+	return s->ops->key_create(s, org_id, hash, role, now, err);
+}
+
+hk_status store_key_lookup(struct store *s, const unsigned char hash[32], struct store_auth *out, struct hk_err *err)
+{
+	return s->ops->key_lookup(s, hash, out, err);
+}
+
+hk_status store_bootstrap(struct store *s, const unsigned char admin_hash[32], int64_t now, bool *created, struct hk_err *err)
+{
+	return s->ops->bootstrap(s, admin_hash, now, created, err);
+}
+
+hk_status store_endpoint_create(struct store *s, const struct store_endpoint *ep, struct hk_err *err)
+{
+	return s->ops->endpoint_create(s, ep, err);
+}
+
+hk_status store_endpoint_get(struct store *s, int64_t org_id, const char *id, struct store_endpoint *out, struct hk_err *err)
+{
+	return s->ops->endpoint_get(s, org_id, id, out, err);
+}
+
+hk_status store_endpoint_primary(struct store *s, int64_t org_id, struct store_endpoint *out, struct hk_err *err)
+{
+	return s->ops->endpoint_primary(s, org_id, out, err);
+}
+
+hk_status store_endpoint_list(struct store *s, int64_t org_id, struct store_endpoint **out, size_t *n, struct hk_err *err)
+{
+	return s->ops->endpoint_list(s, org_id, out, n, err);
+}
+
+hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id, const struct store_endpoint_patch *p, int64_t now, struct store_endpoint *out, struct hk_err *err)
+{
+	return s->ops->endpoint_update(s, org_id, id, p, now, out, err);
+}
+
+hk_status store_endpoint_delete(struct store *s, int64_t org_id, const char *id, struct hk_err *err)
+{
+	return s->ops->endpoint_delete(s, org_id, id, err);
+}
+
+hk_status store_endpoint_set_secret(struct store *s, int64_t org_id, const char *id, const char *secret, int *version, struct hk_err *err)
+{
+	return s->ops->endpoint_set_secret(s, org_id, id, secret, version, err);
+}
+
+hk_status store_publish_batch(struct store *s, struct store_publish *items, size_t n, struct hk_err *err)
+{
+	return s->ops->publish_batch(s, items, n, err);
+}
+
+hk_status store_delivery_list(struct store *s, const struct store_delivery_filter *f, struct store_delivery **out, size_t *n, int64_t *total, struct hk_err *err)
+{
+	return s->ops->delivery_list(s, f, out, n, total, err);
+}
+
+hk_status store_delivery_get(struct store *s, int64_t org_id, const char *id, struct store_delivery *out, char **body, struct store_attempt **attempts, size_t *nattempts, struct hk_err *err)
+{
+	return s->ops->delivery_get(s, org_id, id, out, body, attempts, nattempts, err);
+}
+
+hk_status store_delivery_retry(struct store *s, int64_t org_id, const char *id, int64_t now, struct hk_err *err)
+{
+	return s->ops->delivery_retry(s, org_id, id, now, err);
+}
+
+hk_status store_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap, const struct store_claim_room *room, struct store_job *jobs, size_t *n, struct hk_err *err)
+{
+	return s->ops->claim(s, now, lease_until, cap, room, jobs, n, err);
+}
+
+hk_status store_next_due(struct store *s, int64_t *when, struct hk_err *err)
+{
+	return s->ops->next_due(s, when, err);
+}
+
+hk_status store_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+{
+	return s->ops->record(s, r, n, breaker_threshold, paused, npaused, err);
+}
+
+hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err)
+{
+	return s->ops->release_leases(s, now, err);
+}
+
+hk_status store_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err)
+{
+	return s->ops->stats(s, endpoint_id, start, end, bucket_ms, out, n, err);
+}

@@ -1,1 +1,1535 @@
-/* placeholder: store_sqlite */
+/*
+ * store_sqlite: the embedded SQLite backend of store.h.
+ *
+ * Connections: one per thread (found through a pthread key), each with its
+ * own cache of prepared statements, so threads never share a sqlite3 handle.
+ * All connections are listed so store_close can close them.
+ *
+ * Durability: WAL mode with synchronous=FULL, so a commit is on disk (the WAL
+ * fsync'd) before it returns and an acknowledged event survives power loss.
+ * Claims are the exception: store_claim commits with synchronous=NORMAL,
+ * because a lost claim only makes a delivery due again, and the next FULL
+ * commit (the attempt's record) fsyncs the WAL up to and past it anyway.
+ * Writers take the lock up front (BEGIN IMMEDIATE) and wait busy_timeout_ms.
+ *
+ * Schema (migration 1) is laid out for millions of deliveries:
+ *   - deliveries_due is a partial index holding only claimable rows
+ *     (pending and not held), so claiming never walks finished history or
+ *     the backlog of a paused endpoint;
+ *   - deliveries_endpoint serves every per-endpoint listing, newest first;
+ *   - attempt_rollup keeps per-endpoint, per-minute counts, updated in the
+ *     same transaction as the attempts, so statistics cost O(minutes).
+ * A claimed delivery's next_attempt_at moves to its lease expiry: if hookd
+ * dies mid-attempt, the row becomes due again by itself.
+ */
+#include "store_int.h"
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+enum stmt_id {
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
+	ST_ORG_INSERT, ST_ORG_GET, ST_ORG_COUNT,
+	ST_KEY_INSERT, ST_KEY_LOOKUP,
+	ST_EP_INSERT, ST_EP_GET, ST_EP_PRIMARY, ST_EP_LIST, ST_EP_UPDATE, ST_EP_DELETE,
+	ST_EP_SET_SECRET, ST_EP_HOLD, ST_EP_RELEASE, ST_EP_FANOUT, ST_ROLLUP_DELETE,
+	ST_EV_IDEM, ST_EV_IDEM_CLEAR, ST_EV_INSERT, ST_DL_INSERT,
+	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
+	ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
+	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
+	ST_RELEASE, ST_STATS,
+	ST_COUNT
+};
+
+#define DELIVERY_COLS \
+	"d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count, " \
+	"d.last_http_status, d.created_at, d.next_attempt_at, d.is_test"
+#define ENDPOINT_COLS \
+	"id, org_id, url, description, event_types, secret, secret_version, is_active, " \
+	"is_primary, consecutive_failures, created_at"
+/* A listing filter: ?1 endpoint, ?2 org, ?3/?4 created window, ?5 tests only. */
+#define DELIVERY_FILTER \
+	" FROM deliveries d WHERE d.endpoint_id = ?1" \
+	" AND EXISTS (SELECT 1 FROM endpoints e WHERE e.id = ?1 AND e.org_id = ?2)" \
+	" AND d.created_at >= ?3 AND d.created_at < ?4 AND (?5 = 0 OR d.is_test = 1)"
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_ORG_INSERT] = "INSERT INTO orgs(slug, name, created_at) VALUES(?, ?, ?)",
+	[ST_ORG_GET] = "SELECT id, slug, name, created_at FROM orgs WHERE slug = ?",
+	[ST_ORG_COUNT] = "SELECT count(*) FROM orgs",
+	[ST_KEY_INSERT] = "INSERT INTO api_keys(hash, org_id, role, created_at) VALUES(?, ?, ?, ?)",
+	[ST_KEY_LOOKUP] = "SELECT k.org_id, o.slug, k.role FROM api_keys k JOIN orgs o ON o.id = k.org_id"
+	                  " WHERE k.hash = ?",
+	[ST_EP_INSERT] = "INSERT INTO endpoints(" ENDPOINT_COLS ") VALUES(?,?,?,?,?,?,?,?,?,0,?)",
+	[ST_EP_GET] = "SELECT " ENDPOINT_COLS " FROM endpoints WHERE id = ? AND org_id = ?",
+	[ST_EP_PRIMARY] = "SELECT " ENDPOINT_COLS " FROM endpoints WHERE org_id = ? AND is_primary = 1",
+	[ST_EP_LIST] = "SELECT " ENDPOINT_COLS " FROM endpoints WHERE org_id = ?"
+	               " ORDER BY created_at DESC, id DESC",
+	[ST_EP_UPDATE] = "UPDATE endpoints SET url = coalesce(?3, url),"
+	                 " description = coalesce(?4, description),"
+	                 " event_types = coalesce(?5, event_types),"
+	                 " is_active = CASE WHEN ?6 < 0 THEN is_active ELSE ?6 END,"
+	                 " consecutive_failures = CASE WHEN ?6 = 1 THEN 0 ELSE consecutive_failures END"
+	                 " WHERE id = ?1 AND org_id = ?2",
+	[ST_EP_DELETE] = "DELETE FROM endpoints WHERE id = ? AND org_id = ?",
+	[ST_EP_SET_SECRET] = "UPDATE endpoints SET secret = ?3, secret_version = secret_version + 1"
+	                     " WHERE id = ?1 AND org_id = ?2 RETURNING secret_version",
+	[ST_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE endpoint_id = ? AND status = 0 AND held = 0",
+	[ST_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE endpoint_id = ? AND status = 0 AND held = 1",
+	[ST_EP_FANOUT] = "SELECT id, is_active, event_types FROM endpoints WHERE org_id = ?",
+	[ST_ROLLUP_DELETE] = "DELETE FROM attempt_rollup WHERE endpoint_id = ?",
+	[ST_EV_IDEM] = "SELECT id, req_hash, fanout, created_at FROM events WHERE org_id = ? AND idem_key = ?",
+	[ST_EV_IDEM_CLEAR] = "UPDATE events SET idem_key = NULL WHERE id = ?",
+	[ST_EV_INSERT] = "INSERT INTO events(id, org_id, event_type, body, created_at, idem_key, req_hash,"
+	                 " fanout) VALUES(?,?,?,?,?,?,?,?)",
+	[ST_DL_INSERT] = "INSERT INTO deliveries(id, endpoint_id, event_id, event_type, created_at,"
+	                 " next_attempt_at, held, is_test, no_retry) VALUES(?,?,?,?,?,?,?,?,?)",
+	[ST_DL_LIST] = "SELECT " DELIVERY_COLS DELIVERY_FILTER
+	               " ORDER BY d.created_at DESC, d.id DESC LIMIT ?6 OFFSET ?7",
+	[ST_DL_COUNT] = "SELECT count(*)" DELIVERY_FILTER,
+	[ST_DL_GET] = "SELECT " DELIVERY_COLS ", ev.body FROM deliveries d"
+	              " JOIN endpoints e ON e.id = d.endpoint_id JOIN events ev ON ev.id = d.event_id"
+	              " WHERE d.id = ? AND e.org_id = ?",
+	[ST_AT_LIST] = "SELECT number, started_at, duration_ms, http_status, error, response_body"
+	               " FROM attempts WHERE delivery_id = ? ORDER BY number",
+	[ST_DL_RETRY] = "UPDATE deliveries SET"
+	                " no_retry = CASE WHEN status = 0 THEN no_retry ELSE 1 END, status = 0,"
+	                " next_attempt_at = ?3,"
+	                " held = (SELECT 1 - e.is_active FROM endpoints e WHERE e.id = deliveries.endpoint_id)"
+	                " WHERE id = ?1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?2)",
+	[ST_CLAIM_SELECT] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.no_retry,"
+	                    " e.is_primary, e.url, e.secret, ev.body"
+	                    " FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
+	                    " JOIN events ev ON ev.id = d.event_id"
+	                    " WHERE d.status = 0 AND d.held = 0 AND d.next_attempt_at <= ?1"
+	                    " AND e.is_active = 1"
+	                    " AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))"
+	                    " ORDER BY d.next_attempt_at LIMIT ?3",
+	[ST_CLAIM_UPDATE] = "UPDATE deliveries SET lease = ?2, next_attempt_at = ?3 WHERE id = ?1",
+	[ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM deliveries WHERE status = 0 AND held = 0",
+	[ST_REC_DELIVERY] = "UPDATE deliveries SET status = ?3, attempt_count = ?4, last_http_status = ?5,"
+	                    " next_attempt_at = ?6, lease = NULL WHERE id = ?1 AND lease = ?2",
+	[ST_REC_ATTEMPT] = "INSERT OR REPLACE INTO attempts(delivery_id, number, started_at, duration_ms,"
+	                   " http_status, error, response_body) VALUES(?,?,?,?,?,?,?)",
+	[ST_REC_ENDPOINT] = "UPDATE endpoints SET consecutive_failures ="
+	                    " CASE WHEN ?2 THEN 0 ELSE consecutive_failures + 1 END"
+	                    " WHERE id = ?1 RETURNING consecutive_failures, is_active",
+	[ST_REC_PAUSE] = "UPDATE endpoints SET is_active = 0 WHERE id = ?",
+	[ST_REC_ROLLUP] = "INSERT INTO attempt_rollup(endpoint_id, minute, succeeded, failed)"
+	                  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(endpoint_id, minute) DO UPDATE SET"
+	                  " succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
+	[ST_RELEASE] = "UPDATE deliveries SET next_attempt_at = ?1, lease = NULL"
+	               " WHERE status = 0 AND lease IS NOT NULL",
+	[ST_STATS] = "SELECT (minute * 60000 / ?4) * ?4 AS bucket, sum(succeeded), sum(failed)"
+	             " FROM attempt_rollup WHERE endpoint_id = ?1 AND minute >= ?2 AND minute < ?3"
+	             " GROUP BY bucket ORDER BY bucket",
+};
+
+/* Each migration brings the schema from version i to i + 1. Never edit one
+ * that has shipped: add the next. */
+static const char *const migrations[] = {
+	"CREATE TABLE orgs("
+	"  id INTEGER PRIMARY KEY,"
+	"  slug TEXT NOT NULL UNIQUE,"
+	"  name TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE TABLE api_keys("
+	"  hash BLOB PRIMARY KEY,"
+	"  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+	"  role INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL) WITHOUT ROWID;"
+	"CREATE INDEX api_keys_org ON api_keys(org_id);"
+	"CREATE TABLE endpoints("
+	"  id TEXT PRIMARY KEY,"
+	"  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+	"  url TEXT NOT NULL,"
+	"  description TEXT NOT NULL,"
+	"  event_types TEXT NOT NULL,"
+	"  secret TEXT NOT NULL,"
+	"  secret_version INTEGER NOT NULL,"
+	"  is_active INTEGER NOT NULL,"
+	"  is_primary INTEGER NOT NULL,"
+	"  consecutive_failures INTEGER NOT NULL,"
+	"  created_at INTEGER NOT NULL);"
+	"CREATE INDEX endpoints_org ON endpoints(org_id, created_at);"
+	"CREATE UNIQUE INDEX endpoints_one_primary ON endpoints(org_id) WHERE is_primary = 1;"
+	"CREATE TABLE events("
+	"  id TEXT PRIMARY KEY,"
+	"  org_id INTEGER NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,"
+	"  event_type TEXT NOT NULL,"
+	"  body TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  idem_key TEXT,"
+	"  req_hash BLOB,"
+	"  fanout INTEGER NOT NULL);"
+	"CREATE UNIQUE INDEX events_idem ON events(org_id, idem_key) WHERE idem_key IS NOT NULL;"
+	"CREATE TABLE deliveries("
+	"  id TEXT PRIMARY KEY,"
+	"  endpoint_id TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,"
+	"  event_id TEXT NOT NULL REFERENCES events(id),"
+	"  event_type TEXT NOT NULL,"
+	"  status INTEGER NOT NULL DEFAULT 0,"
+	"  attempt_count INTEGER NOT NULL DEFAULT 0,"
+	"  last_http_status INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  next_attempt_at INTEGER,"
+	"  held INTEGER NOT NULL DEFAULT 0,"
+	"  is_test INTEGER NOT NULL DEFAULT 0,"
+	"  no_retry INTEGER NOT NULL DEFAULT 0,"
+	"  lease INTEGER);"
+	"CREATE INDEX deliveries_endpoint ON deliveries(endpoint_id, created_at, id);"
+	"CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE status = 0 AND held = 0;"
+	"CREATE TABLE attempts("
+	"  delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,"
+	"  number INTEGER NOT NULL,"
+	"  started_at INTEGER NOT NULL,"
+	"  duration_ms INTEGER NOT NULL,"
+	"  http_status INTEGER,"
+	"  error TEXT,"
+	"  response_body BLOB,"
+	"  PRIMARY KEY(delivery_id, number));"
+	"CREATE TABLE attempt_rollup("
+	"  endpoint_id TEXT NOT NULL,"
+	"  minute INTEGER NOT NULL,"
+	"  succeeded INTEGER NOT NULL,"
+	"  failed INTEGER NOT NULL,"
+	"  PRIMARY KEY(endpoint_id, minute)) WITHOUT ROWID;",
+};
+
+#define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+struct sq_conn {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+	struct sq_conn *next;
+};
+
+struct sq_store {
+	struct store base;
+	char *path;
+	int busy_timeout_ms;
+	pthread_key_t key;
+	pthread_mutex_t lock; /* guards conns */
+	struct sq_conn *conns;
+};
+
+/* ---- connections and statements ------------------------------------------ */
+
+static hk_status sq_error(struct hk_err *err, sqlite3 *db, const char *what)
+{
+	int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
+	log_error("store error", "op=%s sqlite=%d", what, code);
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+		return hk_fail(err, HK_ESTORE, "store_busy", "the store is busy, try again");
+	return hk_fail(err, HK_ESTORE, "store_error", "the store failed (%s)",
+	               db ? sqlite3_errmsg(db) : what);
+}
+
+static int sq_exec(sqlite3 *db, const char *sql)
+{
+	return sqlite3_exec(db, sql, NULL, NULL, NULL);
+}
+
+static hk_status conn_open(struct sq_store *ss, struct sq_conn **out, struct hk_err *err)
+{
+	struct sq_conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	int rc = sqlite3_open_v2(ss->path, &c->db,
+	                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		hk_fail(err, HK_ESTORE, "store_open_failed", "cannot open database %s: %s", ss->path,
+		        c->db ? sqlite3_errmsg(c->db) : "out of memory");
+		sqlite3_close(c->db);
+		free(c);
+		return HK_ESTORE;
+	}
+	sqlite3_busy_timeout(c->db, ss->busy_timeout_ms);
+	if (sq_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	                   " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
+	                   " PRAGMA cache_size=-16000;") != SQLITE_OK) {
+		sq_error(err, c->db, "pragma");
+		sqlite3_close(c->db);
+		free(c);
+		return HK_ESTORE;
+	}
+	pthread_mutex_lock(&ss->lock);
+	c->next = ss->conns;
+	ss->conns = c;
+	pthread_mutex_unlock(&ss->lock);
+	*out = c;
+	return HK_OK;
+}
+
+/* This thread's connection, opened on first use. */
+static struct sq_conn *conn(struct sq_store *ss, struct hk_err *err)
+{
+	struct sq_conn *c = pthread_getspecific(ss->key);
+	if (c)
+		return c;
+	if (conn_open(ss, &c, err) != HK_OK)
+		return NULL;
+	pthread_setspecific(ss->key, c);
+	return c;
+}
+
+/* The cached statement, reset and unbound, or NULL with err filled. */
+static sqlite3_stmt *stmt(struct sq_conn *c, enum stmt_id id, struct hk_err *err)
+{
+	sqlite3_stmt *st = c->stmt[id];
+	if (st) {
+		sqlite3_reset(st);
+		sqlite3_clear_bindings(st);
+		return st;
+	}
+	if (sqlite3_prepare_v3(c->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) !=
+	    SQLITE_OK) {
+		sq_error(err, c->db, stmt_sql[id]);
+		return NULL;
+	}
+	c->stmt[id] = st;
+	return st;
+}
+
+static hk_status run_simple(struct sq_conn *c, enum stmt_id id, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, id, err);
+	if (!st)
+		return HK_ESTORE;
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, stmt_sql[id]);
+}
+
+static hk_status tx_begin(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_BEGIN, err); }
+static hk_status tx_commit(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_COMMIT, err); }
+
+static void tx_rollback(struct sq_conn *c)
+{
+	if (!sqlite3_get_autocommit(c->db))
+		run_simple(c, ST_ROLLBACK, NULL);
+}
+
+/* Step a write statement that returns no row. */
+static hk_status step_done(struct sq_conn *c, sqlite3_stmt *st, struct hk_err *err)
+{
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return HK_OK;
+	if (rc == SQLITE_CONSTRAINT)
+		return hk_fail(err, HK_ECONFLICT, "conflict", "%s", sqlite3_errmsg(c->db));
+	return sq_error(err, c->db, sqlite3_sql(st));
+}
+
+static char *col_dup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	return strdup(t ? (const char *)t : "");
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int sq_accepts(const char *db)
+{
+	return strncmp(db, "postgres://", 11) != 0 && strncmp(db, "postgresql://", 13) != 0;
+}
+
+static hk_status migrate(struct sq_conn *c, struct hk_err *err)
+{
+	if (sq_exec(c->db, "BEGIN IMMEDIATE") != SQLITE_OK)
+		return sq_error(err, c->db, "migrate begin");
+	sqlite3_stmt *st;
+	int version = 0;
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+	}
+	if (version > SCHEMA_VERSION) {
+		tx_rollback(c);
+		return hk_fail(err, HK_ESTORE, "schema_too_new",
+		               "database schema version %d is newer than this hookd (%d)", version,
+		               SCHEMA_VERSION);
+	}
+	for (; version < SCHEMA_VERSION; version++) {
+		char pragma[48];
+		snprintf(pragma, sizeof(pragma), "PRAGMA user_version=%d", version + 1);
+		if (sq_exec(c->db, migrations[version]) != SQLITE_OK ||
+		    sq_exec(c->db, pragma) != SQLITE_OK) {
+			hk_status st2 = sq_error(err, c->db, "migrate");
+			sq_exec(c->db, "ROLLBACK");
+			return st2;
+		}
+		log_info("migrated", "backend=sqlite version=%d", version + 1);
+	}
+	if (sq_exec(c->db, "COMMIT") != SQLITE_OK)
+		return sq_error(err, c->db, "migrate commit");
+	return HK_OK;
+}
+
+static void sq_close(struct store *s)
+{
+	struct sq_store *ss = (struct sq_store *)s;
+	if (!ss)
+		return;
+	struct sq_conn *c = ss->conns;
+	while (c) {
+		struct sq_conn *next = c->next;
+		for (int i = 0; i < ST_COUNT; i++)
+			sqlite3_finalize(c->stmt[i]);
+		sqlite3_close(c->db);
+		free(c);
+		c = next;
+	}
+	pthread_key_delete(ss->key);
+	pthread_mutex_destroy(&ss->lock);
+	free(ss->path);
+	free(ss);
+}
+
+static hk_status sq_open(const char *db, const struct store_options *opt, struct store **out,
+                         struct hk_err *err)
+{
+	struct sq_store *ss = calloc(1, sizeof(*ss));
+	if (!ss || !(ss->path = strdup(db))) {
+		free(ss);
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	}
+	ss->base.ops = &store_sqlite_ops;
+	ss->busy_timeout_ms = opt && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 10000;
+	pthread_mutex_init(&ss->lock, NULL);
+	pthread_key_create(&ss->key, NULL);
+	struct sq_conn *c = conn(ss, err);
+	hk_status st = c ? migrate(c, err) : HK_ESTORE;
+	if (st != HK_OK) {
+		sq_close(&ss->base);
+		return st;
+	}
+	*out = &ss->base;
+	return HK_OK;
+}
+
+static hk_status sq_schema_version(struct store *s, int *version, struct hk_err *err)
+{
+	struct sq_conn *c = conn((struct sq_store *)s, err);
+	if (!c)
+		return HK_ESTORE;
+	sqlite3_stmt *st;
+	if (sqlite3_prepare_v2(c->db, "PRAGMA user_version", -1, &st, NULL) != SQLITE_OK)
+		return sq_error(err, c->db, "user_version");
+	*version = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : 0;
+	sqlite3_finalize(st);
+	return HK_OK;
+}
+
+/* Every operation starts the same way: this thread's connection. */
+#define CONN_OR_FAIL(s, err)                                   \
+	struct sq_conn *c = conn((struct sq_store *)(s), (err)); \
+	if (!c)                                                  \
+		return HK_ESTORE
+
+/* ---- orgs and keys ------------------------------------------------------- */
+
+static hk_status org_insert(struct sq_conn *c, const char *slug, const char *name, int64_t now,
+                            int64_t *org_id, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_ORG_INSERT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, slug);
+	bind_text(st, 2, name);
+	sqlite3_bind_int64(st, 3, now);
+	hk_status r = step_done(c, st, err);
+	if (r == HK_ECONFLICT)
+		return hk_fail(err, HK_ECONFLICT, "org_exists", "an org with slug %s exists", slug);
+	if (r == HK_OK && org_id)
+		*org_id = sqlite3_last_insert_rowid(c->db);
+	return r;
+}
+
+static hk_status key_insert(struct sq_conn *c, int64_t org_id, const unsigned char hash[32],
+                            enum store_role role, int64_t now, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_KEY_INSERT, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, org_id);
+	sqlite3_bind_int(st, 3, (int)role);
+	sqlite3_bind_int64(st, 4, now);
+	return step_done(c, st, err);
+}
+
+static hk_status sq_org_create(struct store *s, const char *slug, const char *name, int64_t now,
+                               int64_t *org_id, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	return org_insert(c, slug, name, now, org_id, err);
+}
+
+static hk_status sq_org_get(struct store *s, const char *slug, struct store_org *out,
+                            struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_ORG_GET, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, slug);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return hk_fail(err, HK_ENOTFOUND, "org_not_found", "no org %s", slug);
+	if (rc != SQLITE_ROW)
+		return sq_error(err, c->db, "org_get");
+	out->id = sqlite3_column_int64(st, 0);
+	col_copy(st, 1, out->slug, sizeof(out->slug));
+	col_copy(st, 2, out->name, sizeof(out->name));
+	out->created_at = sqlite3_column_int64(st, 3);
+	sqlite3_reset(st);
+	return HK_OK;
+}
+
+static hk_status sq_key_create(struct store *s, int64_t org_id, const unsigned char hash[32],
+                               enum store_role role, int64_t now, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	return key_insert(c, org_id, hash, role, now, err);
+}
+
+static hk_status sq_key_lookup(struct store *s, const unsigned char hash[32],
+                               struct store_auth *out, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_KEY_LOOKUP, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return hk_fail(err, HK_EUNAUTH, "invalid_api_key", "the API key is not valid");
+	if (rc != SQLITE_ROW)
+		return sq_error(err, c->db, "key_lookup");
+	out->org_id = sqlite3_column_int64(st, 0);
+	col_copy(st, 1, out->org_slug, sizeof(out->org_slug));
+	out->role = sqlite3_column_int(st, 2) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN : STORE_ROLE_MEMBER;
+	sqlite3_reset(st);
+	return HK_OK;
+}
+
+static hk_status sq_bootstrap(struct store *s, const unsigned char admin_hash[32], int64_t now,
+                              bool *created, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*created = false;
+	hk_status r = tx_begin(c, err);
+	if (r != HK_OK)
+		return r;
+	sqlite3_stmt *st = stmt(c, ST_ORG_COUNT, err);
+	if (!st) {
+		tx_rollback(c);
+		return HK_ESTORE;
+	}
+	int64_t orgs = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
+	sqlite3_reset(st);
+	int64_t org_id = 0;
+	if (orgs == 0) {
+		r = org_insert(c, "default", "Default", now, &org_id, err);
+		if (r == HK_OK)
+			r = key_insert(c, org_id, admin_hash, STORE_ROLE_ADMIN, now, err);
+		*created = r == HK_OK;
+	} else if (orgs < 0) {
+		r = sq_error(err, c->db, "bootstrap");
+	}
+	if (r == HK_OK)
+		r = tx_commit(c, err);
+	if (r != HK_OK) {
+		tx_rollback(c);
+		*created = false;
+	}
+	return r;
+}
+
+/* ---- endpoints ----------------------------------------------------------- */
+
+static void endpoint_from_row(sqlite3_stmt *st, struct store_endpoint *ep)
+{
+	col_copy(st, 0, ep->id, sizeof(ep->id));
+	ep->org_id = sqlite3_column_int64(st, 1);
+	ep->url = col_dup(st, 2);
+	ep->description = col_dup(st, 3);
+	ep->event_types = col_dup(st, 4);
+	ep->secret = col_dup(st, 5);
+	ep->secret_version = sqlite3_column_int(st, 6);
+	ep->is_active = sqlite3_column_int(st, 7) != 0;
+	ep->is_primary = sqlite3_column_int(st, 8) != 0;
+	ep->consecutive_failures = sqlite3_column_int(st, 9);
+	ep->created_at = sqlite3_column_int64(st, 10);
+}
+
+static bool endpoint_complete(const struct store_endpoint *ep)
+{
+	return ep->url && ep->description && ep->event_types && ep->secret;
+}
+
+static hk_status sq_endpoint_create(struct store *s, const struct store_endpoint *ep,
+                                    struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_EP_INSERT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, ep->id);
+	sqlite3_bind_int64(st, 2, ep->org_id);
+	bind_text(st, 3, ep->url);
+	bind_text(st, 4, ep->description ? ep->description : "");
+	bind_text(st, 5, ep->event_types);
+	bind_text(st, 6, ep->secret);
+	sqlite3_bind_int(st, 7, ep->secret_version > 0 ? ep->secret_version : 1);
+	sqlite3_bind_int(st, 8, ep->is_active);
+	sqlite3_bind_int(st, 9, ep->is_primary);
+	sqlite3_bind_int64(st, 10, ep->created_at);
+	hk_status r = step_done(c, st, err);
+	if (r == HK_ECONFLICT)
+		return hk_fail(err, HK_ECONFLICT, "endpoint_exists", "the endpoint already exists");
+	return r;
+}
+
+/* Run a one-row endpoint query whose parameters are already bound. */
+static hk_status endpoint_one(struct sq_conn *c, sqlite3_stmt *st, struct store_endpoint *out,
+                              struct hk_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
+	if (rc != SQLITE_ROW)
+		return sq_error(err, c->db, "endpoint");
+	endpoint_from_row(st, out);
+	sqlite3_reset(st);
+	if (!endpoint_complete(out)) {
+		store_endpoint_clear(out);
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	}
+	return HK_OK;
+}
+
+static hk_status endpoint_get(struct sq_conn *c, int64_t org_id, const char *id,
+                              struct store_endpoint *out, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_EP_GET, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	return endpoint_one(c, st, out, err);
+}
+
+static hk_status sq_endpoint_get(struct store *s, int64_t org_id, const char *id,
+                                 struct store_endpoint *out, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	return endpoint_get(c, org_id, id, out, err);
+}
+
+static hk_status sq_endpoint_primary(struct store *s, int64_t org_id, struct store_endpoint *out,
+                                     struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_EP_PRIMARY, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_int64(st, 1, org_id);
+	hk_status r = endpoint_one(c, st, out, err);
+	if (r == HK_ENOTFOUND)
+		return hk_fail(err, HK_ENOTFOUND, "webhook_not_configured", "no webhook is configured");
+	return r;
+}
+
+static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_endpoint **out,
+                                  size_t *n, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = stmt(c, ST_EP_LIST, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_int64(st, 1, org_id);
+	size_t cap = 0, len = 0;
+	struct store_endpoint *eps = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct store_endpoint *grown = realloc(eps, cap * sizeof(*eps));
+			if (!grown)
+				break;
+			eps = grown;
+		}
+		memset(&eps[len], 0, sizeof(eps[len]));
+		endpoint_from_row(st, &eps[len]);
+		if (!endpoint_complete(&eps[len++]))
+			break;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		store_endpoint_free_array(eps, len);
+		return rc == SQLITE_ROW ? hk_fail(err, HK_ENOMEM, NULL, "out of memory")
+		                        : sq_error(err, c->db, "endpoint_list");
+	}
+	*out = eps;
+	*n = len;
+	return HK_OK;
+}
+
+/* Hold or release the pending deliveries of an endpoint. */
+static hk_status endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, hold ? ST_EP_HOLD : ST_EP_RELEASE, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	return step_done(c, st, err);
+}
+
+static hk_status endpoint_patch(struct sq_conn *c, int64_t org_id, const char *id,
+                                const struct store_endpoint_patch *p, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_EP_UPDATE, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	bind_text(st, 3, p->url);
+	bind_text(st, 4, p->description);
+	bind_text(st, 5, p->event_types);
+	sqlite3_bind_int(st, 6, p->is_active);
+	hk_status r = step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) == 0)
+		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
+	if (r == HK_OK && p->is_active >= 0)
+		r = endpoint_hold(c, id, p->is_active == 0, err);
+	return r;
+}
+
+static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char *id,
+                                    const struct store_endpoint_patch *p, int64_t now,
+                                    struct store_endpoint *out, struct hk_err *err)
+{
+	(void)now;
+	CONN_OR_FAIL(s, err);
+	memset(out, 0, sizeof(*out));
+	hk_status r = tx_begin(c, err);
+	if (r != HK_OK)
+		return r;
+	r = endpoint_patch(c, org_id, id, p, err);
+	if (r == HK_OK)
+		r = endpoint_get(c, org_id, id, out, err);
+	if (r == HK_OK)
+		r = tx_commit(c, err);
+	if (r != HK_OK) {
+		tx_rollback(c);
+		store_endpoint_clear(out);
+	}
+	return r;
+}
+
+static hk_status sq_endpoint_delete(struct store *s, int64_t org_id, const char *id,
+                                    struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	hk_status r = tx_begin(c, err);
+	if (r != HK_OK)
+		return r;
+	sqlite3_stmt *st = stmt(c, ST_EP_DELETE, err);
+	if (!st) {
+		tx_rollback(c);
+		return HK_ESTORE;
+	}
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	r = step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) == 0)
+		r = hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
+	if (r == HK_OK && (st = stmt(c, ST_ROLLUP_DELETE, err)) != NULL) {
+		bind_text(st, 1, id);
+		r = step_done(c, st, err);
+	} else if (r == HK_OK) {
+		r = HK_ESTORE;
+	}
+	if (r == HK_OK)
+		r = tx_commit(c, err);
+	if (r != HK_OK)
+		tx_rollback(c);
+	return r;
+}
+
+static hk_status sq_endpoint_set_secret(struct store *s, int64_t org_id, const char *id,
+                                        const char *secret, int *version, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_EP_SET_SECRET, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	bind_text(st, 3, secret);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		if (version)
+			*version = sqlite3_column_int(st, 0);
+		rc = sqlite3_step(st);
+	} else if (rc == SQLITE_DONE) {
+		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, "set_secret");
+}
+
+/* ---- publishing ---------------------------------------------------------- */
+
+/* The endpoints of one org as fan-out needs them, loaded once per batch. */
+struct fan_ep {
+	char id[UUID_STR_LEN];
+	bool active;
+	json_t *types;
+};
+
+struct fan_cache {
+	int64_t org_id;
+	bool loaded;
+	struct fan_ep *eps;
+	size_t n;
+};
+
+static void fan_clear(struct fan_cache *fc)
+{
+	for (size_t i = 0; i < fc->n; i++)
+		json_decref(fc->eps[i].types);
+	free(fc->eps);
+	memset(fc, 0, sizeof(*fc));
+}
+
+static hk_status fan_load(struct sq_conn *c, int64_t org_id, struct fan_cache *fc,
+                          struct hk_err *err)
+{
+	if (fc->loaded && fc->org_id == org_id)
+		return HK_OK;
+	fan_clear(fc);
+	sqlite3_stmt *st = stmt(c, ST_EP_FANOUT, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_int64(st, 1, org_id);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (fc->n == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct fan_ep *grown = realloc(fc->eps, cap * sizeof(*grown));
+			if (!grown)
+				break;
+			fc->eps = grown;
+		}
+		struct fan_ep *e = &fc->eps[fc->n++];
+		col_copy(st, 0, e->id, sizeof(e->id));
+		e->active = sqlite3_column_int(st, 1) != 0;
+		e->types = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		fan_clear(fc);
+		return sq_error(err, c->db, "fanout");
+	}
+	fc->org_id = org_id;
+	fc->loaded = true;
+	return HK_OK;
+}
+
+static bool subscribes(const json_t *types, const char *event_type)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(types, i, v) {
+		const char *t = json_string_value(v);
+		if (t && (strcmp(t, "*") == 0 || strcmp(t, event_type) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* Look the idempotency key up. Returns 1 when the item is answered (replay
+ * or conflict), 0 when it must be published, -1 on a store failure. */
+static int idem_check(struct sq_conn *c, struct store_publish *it, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_EV_IDEM, err);
+	if (!st)
+		return -1;
+	sqlite3_bind_int64(st, 1, it->org_id);
+	bind_text(st, 2, it->idem_key);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW) {
+		sq_error(err, c->db, "idem");
+		return -1;
+	}
+	char old_id[UUID_STR_LEN];
+	col_copy(st, 0, old_id, sizeof(old_id));
+	const void *hash = sqlite3_column_blob(st, 1);
+	bool same = hash && sqlite3_column_bytes(st, 1) == 32 && memcmp(hash, it->req_hash, 32) == 0;
+	int fanout = sqlite3_column_int(st, 2);
+	int64_t at = sqlite3_column_int64(st, 3);
+	sqlite3_reset(st);
+	if (at + it->idem_window_ms <= it->created_at) {
+		/* Expired: forget the key on the old event so the new one may take it. */
+		st = stmt(c, ST_EV_IDEM_CLEAR, err);
+		if (!st)
+			return -1;
+		bind_text(st, 1, old_id);
+		return step_done(c, st, err) == HK_OK ? 0 : -1;
+	}
+	if (!same) {
+		it->status = HK_ECONFLICT;
+		return 1;
+	}
+	it->replayed = true;
+	memcpy(it->out_event_id, old_id, sizeof(old_id));
+	it->deliveries = fanout;
+	return 1;
+}
+
+static hk_status delivery_insert(struct sq_conn *c, const struct store_publish *it,
+                                 const char *endpoint_id, bool active, char *id_out,
+                                 struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_DL_INSERT, err);
+	if (!st)
+		return HK_ESTORE;
+	bool test = it->only_endpoint != NULL;
+	if (test && it->delivery_id[0])
+		memcpy(id_out, it->delivery_id, UUID_STR_LEN);
+	else
+		uuid_v7(id_out);
+	bind_text(st, 1, id_out);
+	bind_text(st, 2, endpoint_id);
+	bind_text(st, 3, it->event_id);
+	bind_text(st, 4, it->event_type);
+	sqlite3_bind_int64(st, 5, it->created_at);
+	sqlite3_bind_int64(st, 6, it->created_at);
+	sqlite3_bind_int(st, 7, !active);
+	sqlite3_bind_int(st, 8, test);
+	sqlite3_bind_int(st, 9, test);
+	return step_done(c, st, err);
+}
+
+static hk_status event_insert(struct sq_conn *c, const struct store_publish *it, int fanout,
+                              struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_EV_INSERT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, it->event_id);
+	sqlite3_bind_int64(st, 2, it->org_id);
+	bind_text(st, 3, it->event_type);
+	sqlite3_bind_text(st, 4, it->body, (int)it->body_len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, it->created_at);
+	bind_text(st, 6, it->idem_key);
+	if (it->idem_key)
+		sqlite3_bind_blob(st, 7, it->req_hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 8, fanout);
+	return step_done(c, st, err);
+}
+
+static hk_status publish_one(struct sq_conn *c, struct store_publish *it, struct fan_cache *fc,
+                             struct hk_err *err)
+{
+	it->status = HK_OK;
+	it->replayed = false;
+	it->deliveries = 0;
+	if (!it->only_endpoint)
+		it->delivery_id[0] = '\0';
+	memcpy(it->out_event_id, it->event_id, UUID_STR_LEN);
+	if (it->idem_key) {
+		int r = idem_check(c, it, err);
+		if (r != 0)
+			return r < 0 ? HK_ESTORE : HK_OK;
+	}
+	hk_status r = fan_load(c, it->org_id, fc, err);
+	if (r != HK_OK)
+		return r;
+	int fanout = 0;
+	for (size_t i = 0; i < fc->n; i++) {
+		if (it->only_endpoint ? strcmp(it->only_endpoint, fc->eps[i].id) == 0
+		                      : subscribes(fc->eps[i].types, it->event_type))
+			fanout++;
+	}
+	/* The event row first: deliveries reference it. */
+	if ((r = event_insert(c, it, fanout, err)) != HK_OK)
+		return r;
+	for (size_t i = 0; i < fc->n && r == HK_OK; i++) {
+		const struct fan_ep *e = &fc->eps[i];
+		if (it->only_endpoint ? strcmp(it->only_endpoint, e->id) != 0
+		                      : !subscribes(e->types, it->event_type))
+			continue;
+		char id[UUID_STR_LEN];
+		r = delivery_insert(c, it, e->id, e->active, id, err);
+		memcpy(it->delivery_id, id, sizeof(id));
+	}
+	it->deliveries = fanout;
+	return r;
+}
+
+static hk_status sq_publish_batch(struct store *s, struct store_publish *items, size_t n,
+                                  struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	hk_status r = tx_begin(c, err);
+	if (r != HK_OK)
+		return r;
+	struct fan_cache fc = { 0 };
+	for (size_t i = 0; i < n && r == HK_OK; i++)
+		r = publish_one(c, &items[i], &fc, err);
+	fan_clear(&fc);
+	if (r == HK_OK)
+		r = tx_commit(c, err);
+	if (r != HK_OK)
+		tx_rollback(c);
+	return r;
+}
+
+/* ---- deliveries ---------------------------------------------------------- */
+
+static void delivery_from_row(sqlite3_stmt *st, struct store_delivery *d)
+{
+	col_copy(st, 0, d->id, sizeof(d->id));
+	col_copy(st, 1, d->event_id, sizeof(d->event_id));
+	col_copy(st, 2, d->endpoint_id, sizeof(d->endpoint_id));
+	col_copy(st, 3, d->event_type, sizeof(d->event_type));
+	d->status = (enum delivery_status)sqlite3_column_int(st, 4);
+	d->attempt_count = sqlite3_column_int(st, 5);
+	d->last_http_status = sqlite3_column_int(st, 6);
+	d->created_at = sqlite3_column_int64(st, 7);
+	d->next_attempt_at = d->status == DELIVERY_PENDING ? sqlite3_column_int64(st, 8) : 0;
+	d->is_test = sqlite3_column_int(st, 9) != 0;
+}
+
+static void bind_filter(sqlite3_stmt *st, const struct store_delivery_filter *f)
+{
+	bind_text(st, 1, f->endpoint_id);
+	sqlite3_bind_int64(st, 2, f->org_id);
+	sqlite3_bind_int64(st, 3, f->created_from);
+	sqlite3_bind_int64(st, 4, f->created_to > 0 ? f->created_to : INT64_MAX);
+	sqlite3_bind_int(st, 5, f->only_tests);
+}
+
+static hk_status delivery_count(struct sq_conn *c, const struct store_delivery_filter *f,
+                                int64_t *total, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_DL_COUNT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_filter(st, f);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return sq_error(err, c->db, "delivery_count");
+	*total = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return HK_OK;
+}
+
+static hk_status sq_delivery_list(struct store *s, const struct store_delivery_filter *f,
+                                  struct store_delivery **out, size_t *n, int64_t *total,
+                                  struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*out = NULL;
+	*n = 0;
+	struct store_delivery *ds = f->limit ? calloc(f->limit, sizeof(*ds)) : NULL;
+	if (f->limit && !ds)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	sqlite3_stmt *st = stmt(c, ST_DL_LIST, err);
+	if (!st) {
+		free(ds);
+		return HK_ESTORE;
+	}
+	bind_filter(st, f);
+	sqlite3_bind_int(st, 6, (int)f->limit);
+	sqlite3_bind_int64(st, 7, f->offset);
+	size_t len = 0;
+	int rc;
+	while (len < f->limit && (rc = sqlite3_step(st)) == SQLITE_ROW)
+		delivery_from_row(st, &ds[len++]);
+	sqlite3_reset(st);
+	hk_status r = total ? delivery_count(c, f, total, err) : HK_OK;
+	if (r != HK_OK) {
+		free(ds);
+		return r;
+	}
+	*out = ds;
+	*n = len;
+	return HK_OK;
+}
+
+static hk_status attempts_load(struct sq_conn *c, const char *id, struct store_attempt **out,
+                               size_t *n, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_AT_LIST, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	size_t cap = 0, len = 0;
+	struct store_attempt *a = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct store_attempt *grown = realloc(a, cap * sizeof(*a));
+			if (!grown)
+				break;
+			a = grown;
+		}
+		struct store_attempt *t = &a[len++];
+		t->number = sqlite3_column_int(st, 0);
+		t->started_at = sqlite3_column_int64(st, 1);
+		t->duration_ms = sqlite3_column_int(st, 2);
+		t->http_status = sqlite3_column_int(st, 3);
+		t->error = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : col_dup(st, 4);
+		t->response_len = (size_t)sqlite3_column_bytes(st, 5);
+		t->response_body = malloc(t->response_len + 1);
+		if (t->response_body) {
+			if (t->response_len)
+				memcpy(t->response_body, sqlite3_column_blob(st, 5), t->response_len);
+			t->response_body[t->response_len] = '\0';
+		}
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		store_attempt_free_array(a, len);
+		return sq_error(err, c->db, "attempts");
+	}
+	*out = a;
+	*n = len;
+	return HK_OK;
+}
+
+static hk_status sq_delivery_get(struct store *s, int64_t org_id, const char *id,
+                                 struct store_delivery *out, char **body,
+                                 struct store_attempt **attempts, size_t *nattempts,
+                                 struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*body = NULL;
+	*attempts = NULL;
+	*nattempts = 0;
+	sqlite3_stmt *st = stmt(c, ST_DL_GET, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	int rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE)
+		return hk_fail(err, HK_ENOTFOUND, "delivery_not_found", "no such delivery");
+	if (rc != SQLITE_ROW)
+		return sq_error(err, c->db, "delivery_get");
+	delivery_from_row(st, out);
+	*body = col_dup(st, 10);
+	sqlite3_reset(st);
+	hk_status r = *body ? attempts_load(c, id, attempts, nattempts, err)
+	                    : hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	if (r != HK_OK) {
+		free(*body);
+		*body = NULL;
+	}
+	return r;
+}
+
+static hk_status sq_delivery_retry(struct store *s, int64_t org_id, const char *id, int64_t now,
+                                   struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_DL_RETRY, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, id);
+	sqlite3_bind_int64(st, 2, org_id);
+	sqlite3_bind_int64(st, 3, now);
+	hk_status r = step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) == 0)
+		return hk_fail(err, HK_ENOTFOUND, "delivery_not_found", "no such delivery");
+	return r;
+}
+
+/* ---- the dispatcher's side ----------------------------------------------- */
+
+/* A JSON array of the endpoints already at their cap, for json_each(), so
+ * the claim query never even reads their due rows. Caller frees. */
+static char *full_json(const struct store_claim_room *room)
+{
+	char *s = malloc(3 + room->n * (UUID_STR_LEN + 3));
+	if (!s)
+		return NULL;
+	size_t n = 0;
+	s[n++] = '[';
+	for (size_t i = 0; i < room->n; i++)
+		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
+			n += (size_t)sprintf(s + n, "%s\"%s\"", n > 1 ? "," : "", room->endpoints[i]);
+	s[n++] = ']';
+	s[n] = '\0';
+	return s;
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* May one more delivery of endpoint be claimed, with taken[] of jobs[0..n)
+ * already claimed in this batch? */
+static bool has_room(const struct store_claim_room *room, const struct store_job *jobs, size_t n,
+                     const char *endpoint)
+{
+	if (!room->per_endpoint)
+		return true;
+	unsigned used = 0;
+	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
+	                                                    UUID_STR_LEN, cmp_id) : NULL;
+	if (hit)
+		used = room->in_flight[hit - room->endpoints];
+	for (size_t i = 0; i < n && used < room->per_endpoint; i++)
+		used += strcmp(jobs[i].endpoint_id, endpoint) == 0;
+	return used < room->per_endpoint;
+}
+
+/* Fill a job from a claim row: url, secret and body share one allocation. */
+static int job_from_row(sqlite3_stmt *st, struct store_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	col_copy(st, 0, j->delivery_id, sizeof(j->delivery_id));
+	col_copy(st, 1, j->event_id, sizeof(j->event_id));
+	col_copy(st, 2, j->endpoint_id, sizeof(j->endpoint_id));
+	j->attempt_count = sqlite3_column_int(st, 3);
+	j->no_retry = sqlite3_column_int(st, 4) != 0;
+	j->is_primary = sqlite3_column_int(st, 5) != 0;
+	const char *url = (const char *)sqlite3_column_text(st, 6);
+	size_t ul = (size_t)sqlite3_column_bytes(st, 6);
+	const char *sec = (const char *)sqlite3_column_text(st, 7);
+	size_t sl = (size_t)sqlite3_column_bytes(st, 7);
+	const char *body = (const char *)sqlite3_column_text(st, 8);
+	size_t bl = (size_t)sqlite3_column_bytes(st, 8);
+	j->mem = malloc(ul + sl + bl + 3);
+	if (!j->mem || !url || !sec || !body)
+		return -1;
+	memcpy(j->mem, url, ul + 1);
+	memcpy(j->mem + ul + 1, sec, sl + 1);
+	memcpy(j->mem + ul + sl + 2, body, bl + 1);
+	j->url = j->mem;
+	j->secret = j->mem + ul + 1;
+	j->body = j->mem + ul + sl + 2;
+	j->body_len = bl;
+	return 0;
+}
+
+static hk_status claim_rows(struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
+                            const struct store_claim_room *room, const char *full,
+                            struct store_job *jobs, size_t *n, struct hk_err *err)
+{
+	sqlite3_stmt *sel = stmt(c, ST_CLAIM_SELECT, err);
+	if (!sel)
+		return HK_ESTORE;
+	sqlite3_bind_int64(sel, 1, now);
+	bind_text(sel, 2, full);
+	/* Read a few more rows than we may take: some may lack room. */
+	sqlite3_bind_int(sel, 3, (int)cap * 4);
+	int rc;
+	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (!has_room(room, jobs, *n, (const char *)sqlite3_column_text(sel, 2)))
+			continue;
+		if (job_from_row(sel, &jobs[*n]) != 0) {
+			store_job_clear(&jobs[*n]);
+			sqlite3_reset(sel);
+			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+		}
+		(*n)++;
+	}
+	sqlite3_reset(sel);
+	if (*n < cap && rc != SQLITE_DONE)
+		return sq_error(err, c->db, "claim");
+	int64_t leases[256];
+	for (size_t i = 0; i < *n; i++) {
+		if (i % 256 == 0)
+			RAND_bytes((unsigned char *)leases, sizeof(leases));
+		jobs[i].lease = leases[i % 256] & INT64_MAX;
+		sqlite3_stmt *up = stmt(c, ST_CLAIM_UPDATE, err);
+		if (!up)
+			return HK_ESTORE;
+		bind_text(up, 1, jobs[i].delivery_id);
+		sqlite3_bind_int64(up, 2, jobs[i].lease);
+		sqlite3_bind_int64(up, 3, lease_until);
+		hk_status r = step_done(c, up, err);
+		if (r != HK_OK)
+			return r;
+	}
+	return HK_OK;
+}
+
+static hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                          const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                          struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*n = 0;
+	static const struct store_claim_room no_room = { 0 };
+	if (!room)
+		room = &no_room;
+	char *full = full_json(room);
+	if (!full)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
+	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
+	hk_status r = tx_begin(c, err);
+	if (r == HK_OK)
+		r = claim_rows(c, now, lease_until, cap, room, full, jobs, n, err);
+	if (r == HK_OK)
+		r = tx_commit(c, err);
+	if (r != HK_OK) {
+		tx_rollback(c);
+		for (size_t i = 0; i < *n; i++)
+			store_job_clear(&jobs[i]);
+		*n = 0;
+	}
+	sq_exec(c->db, "PRAGMA synchronous=FULL");
+	free(full);
+	return r;
+}
+
+static hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_NEXT_DUE, err);
+	if (!st)
+		return HK_ESTORE;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return sq_error(err, c->db, "next_due");
+	*when = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return HK_OK;
+}
+
+/* Write one delivery's new state; *fenced when its lease no longer holds. */
+static hk_status record_delivery(struct sq_conn *c, struct store_result *r, struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_REC_DELIVERY, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, r->delivery_id);
+	sqlite3_bind_int64(st, 2, r->lease);
+	sqlite3_bind_int(st, 3, (int)r->status);
+	sqlite3_bind_int(st, 4, r->attempt_number);
+	if (r->http_status > 0)
+		sqlite3_bind_int(st, 5, r->http_status);
+	if (r->status == DELIVERY_PENDING)
+		sqlite3_bind_int64(st, 6, r->next_attempt_at);
+	hk_status rc = step_done(c, st, err);
+	r->fenced = rc == HK_OK && sqlite3_changes(c->db) == 0;
+	return rc;
+}
+
+static hk_status record_attempt(struct sq_conn *c, const struct store_result *r,
+                                struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_REC_ATTEMPT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, r->delivery_id);
+	sqlite3_bind_int(st, 2, r->attempt_number);
+	sqlite3_bind_int64(st, 3, r->started_at);
+	sqlite3_bind_int(st, 4, r->duration_ms);
+	if (r->http_status > 0)
+		sqlite3_bind_int(st, 5, r->http_status);
+	bind_text(st, 6, r->error);
+	sqlite3_bind_blob(st, 7, r->response_body ? r->response_body : "", (int)r->response_len,
+	                  SQLITE_STATIC);
+	return step_done(c, st, err);
+}
+
+static hk_status record_rollup(struct sq_conn *c, const struct store_result *r,
+                               struct hk_err *err)
+{
+	sqlite3_stmt *st = stmt(c, ST_REC_ROLLUP, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, r->endpoint_id);
+	sqlite3_bind_int64(st, 2, r->started_at / 60000);
+	sqlite3_bind_int(st, 3, r->success);
+	sqlite3_bind_int(st, 4, !r->success);
+	return step_done(c, st, err);
+}
+
+/* Count the attempt against its endpoint; pause it at the threshold.
+ * *paused (OUT) says whether this attempt tripped the breaker. */
+static hk_status record_breaker(struct sq_conn *c, const struct store_result *r, int threshold,
+                                bool *paused, struct hk_err *err)
+{
+	*paused = false;
+	sqlite3_stmt *st = stmt(c, ST_REC_ENDPOINT, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, r->endpoint_id);
+	sqlite3_bind_int(st, 2, r->success);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_error(err, c->db, "breaker");
+	bool trip = rc == SQLITE_ROW && threshold > 0 && sqlite3_column_int(st, 0) >= threshold &&
+	            sqlite3_column_int(st, 1) == 1;
+	sqlite3_reset(st);
+	if (!trip)
+		return HK_OK;
+	if (!(st = stmt(c, ST_REC_PAUSE, err)))
+		return HK_ESTORE;
+	bind_text(st, 1, r->endpoint_id);
+	hk_status h = step_done(c, st, err);
+	if (h == HK_OK)
+		h = endpoint_hold(c, r->endpoint_id, true, err);
+	*paused = h == HK_OK;
+	return h;
+}
+
+static hk_status record_one(struct sq_conn *c, struct store_result *r, int threshold,
+                            char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+{
+	hk_status h = record_delivery(c, r, err);
+	if (h != HK_OK || r->fenced)
+		return h;
+	if ((h = record_attempt(c, r, err)) != HK_OK || (h = record_rollup(c, r, err)) != HK_OK)
+		return h;
+	bool tripped;
+	if ((h = record_breaker(c, r, threshold, &tripped, err)) != HK_OK)
+		return h;
+	if (tripped)
+		memcpy(paused[(*npaused)++], r->endpoint_id, UUID_STR_LEN);
+	return HK_OK;
+}
+
+static hk_status sq_record(struct store *s, struct store_result *r, size_t n,
+                           int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused,
+                           struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*npaused = 0;
+	hk_status h = tx_begin(c, err);
+	for (size_t i = 0; i < n && h == HK_OK; i++)
+		h = record_one(c, &r[i], breaker_threshold, paused, npaused, err);
+	if (h == HK_OK)
+		h = tx_commit(c, err);
+	if (h != HK_OK) {
+		tx_rollback(c);
+		*npaused = 0;
+	}
+	return h;
+}
+
+static hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = stmt(c, ST_RELEASE, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_int64(st, 1, now);
+	hk_status r = step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) > 0)
+		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
+	return r;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+static hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
+                          int64_t bucket_ms, struct store_stat **out, size_t *n,
+                          struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = stmt(c, ST_STATS, err);
+	if (!st)
+		return HK_ESTORE;
+	bind_text(st, 1, endpoint_id);
+	sqlite3_bind_int64(st, 2, start / 60000);
+	sqlite3_bind_int64(st, 3, (end + 59999) / 60000);
+	sqlite3_bind_int64(st, 4, bucket_ms);
+	size_t cap = 0, len = 0;
+	struct store_stat *a = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct store_stat *grown = realloc(a, cap * sizeof(*a));
+			if (!grown)
+				break;
+			a = grown;
+		}
+		a[len].bucket_start = sqlite3_column_int64(st, 0);
+		a[len].succeeded = sqlite3_column_int64(st, 1);
+		a[len++].failed = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(a);
+		return rc == SQLITE_ROW ? hk_fail(err, HK_ENOMEM, NULL, "out of memory")
+		                        : sq_error(err, c->db, "stats");
+	}
+	*out = a;
+	*n = len;
+	return HK_OK;
+}
+
+const struct store_ops store_sqlite_ops = {
+	.name = "sqlite",
+	.accepts = sq_accepts,
+	.open = sq_open,
+	.close = sq_close,
+	.schema_version = sq_schema_version,
+	.org_create = sq_org_create,
+	.org_get = sq_org_get,
+	.key_create = sq_key_create,
+	.key_lookup = sq_key_lookup,
+	.bootstrap = sq_bootstrap,
+	.endpoint_create = sq_endpoint_create,
+	.endpoint_get = sq_endpoint_get,
+	.endpoint_primary = sq_endpoint_primary,
+	.endpoint_list = sq_endpoint_list,
+	.endpoint_update = sq_endpoint_update,
+	.endpoint_delete = sq_endpoint_delete,
+	.endpoint_set_secret = sq_endpoint_set_secret,
+	.publish_batch = sq_publish_batch,
+	.delivery_list = sq_delivery_list,
+	.delivery_get = sq_delivery_get,
+	.delivery_retry = sq_delivery_retry,
+	.claim = sq_claim,
+	.next_due = sq_next_due,
+	.record = sq_record,
+	.release_leases = sq_release_leases,
+	.stats = sq_stats,
+};

@@ -1,0 +1,82 @@
+/*
+ * dispatch: the delivery engine. Gets every due delivery to its endpoint,
+ * signed, on the libcurl multi interface, and records every attempt.
+ *
+ * Threads and hand-offs (the design in one paragraph):
+ *   - the loop thread owns the curl multi handle. It claims due deliveries
+ *     from the store with a lease (store_claim), starts one transfer each,
+ *     and when a transfer ends it decides the outcome (success, retry at a
+ *     time from the schedule or Retry-After, or final failure) and hands a
+ *     result to the recorder through a mutex-protected queue.
+ *   - the recorder thread takes every result queued so far and writes them in
+ *     one transaction (store_record: one fsync for many attempts), then
+ *     frees their jobs and tells watchers (test deliveries) the outcome.
+ * Other threads only call dispatch_wake / dispatch_watch, which take the
+ * dispatcher's lock briefly and wake the loop with curl_multi_wakeup.
+ *
+ * Fairness: at most cfg->max_in_flight transfers in all and
+ * cfg->max_in_flight_per_endpoint per endpoint; an endpoint at its cap is
+ * skipped when claiming, so a slow endpoint cannot hold up the others.
+ * Safety: every connection is checked against the SSRF policy on the address
+ * the socket actually connects to (CURLOPT_OPENSOCKETFUNCTION); redirects are
+ * never followed; proxies from the environment are ignored.
+ */
+#ifndef HK_DISPATCH_H
+#define HK_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "retry.h"
+#include "ssrf.h"
+#include "store.h"
+
+struct dispatch_config {
+	struct retry_schedule schedule;
+	int breaker_threshold;
+	int64_t connect_timeout_ms;
+	int64_t attempt_timeout_ms;
+	int64_t retry_after_cap_ms;       /* Retry-After is honoured up to this (1 h) */
+	int64_t grace_ms;                 /* shutdown: how long in-flight attempts may finish */
+	unsigned max_in_flight;
+	unsigned max_in_flight_per_endpoint;
+	size_t response_keep;             /* bytes of response body kept (4096) */
+	const char *ca_file;              /* NULL: system bundle */
+	const struct ssrf_allow *allow;   /* CIDRs allowed despite the SSRF policy */
+	const char *user_agent;           /* "hookd/<version>" */
+};
+
+struct dispatch;
+
+/* Start the loop and recorder threads. cfg and everything it points to must
+ * outlive the dispatcher. NULL on failure with err filled. */
+struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *cfg,
+                                struct hk_err *err);
+
+/* Something may be due now (a publish, a retry, a re-enabled endpoint): claim
+ * without waiting for the next poll. Cheap; safe from any thread. */
+void dispatch_wake(struct dispatch *d);
+
+/* Called once, on the recorder thread, when the attempt of delivery_id that
+ * follows this call has been recorded: r holds the outcome (r->fenced when it
+ * was not written). Must not block. */
+typedef void (*dispatch_watch_fn)(void *arg, const struct store_result *r);
+
+/* Watch the next recorded attempt of one delivery (test deliveries answer
+ * their caller this way). Returns 0, or -1 when the dispatcher is stopping
+ * (then fn is never called). */
+int dispatch_watch(struct dispatch *d, const char *delivery_id, dispatch_watch_fn fn, void *arg);
+
+/* Graceful stop: claim nothing more, let in-flight attempts finish within
+ * cfg->grace_ms, abandon the rest (they stay pending and become due again),
+ * record everything finished, tell remaining watchers (r->fenced), and join
+ * the threads. Does not free: API threads may still call dispatch_wake
+ * (a no-op now) and dispatch_watch (returns -1) until the HTTP server is
+ * stopped, after which the owner calls dispatch_free. */
+void dispatch_stop(struct dispatch *d);
+
+/* Free a stopped dispatcher. NULL is fine. */
+void dispatch_free(struct dispatch *d);
+
+#endif

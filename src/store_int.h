@@ -1,0 +1,50 @@
+/*
+ * store_int: what a store backend provides. Only store.c and the backends
+ * (store_sqlite.c, later store_pg.c) include this file.
+ *
+ * A backend is a const struct store_ops; its store handle embeds struct store
+ * as its first member, so store.c can dispatch without knowing the backend.
+ * Each operation has exactly the contract of its wrapper in store.h.
+ */
+#ifndef HK_STORE_INT_H
+#define HK_STORE_INT_H
+
+#include "store.h"
+
+struct store_ops {
+	const char *name;
+	/* Claims db when it is this backend's kind of name (a path, a URL scheme). */
+	int (*accepts)(const char *db);
+	hk_status (*open)(const char *db, const struct store_options *opt, struct store **out,
+	                  struct hk_err *err);
+	void (*close)(struct store *s);
+	hk_status (*schema_version)(struct store *s, int *version, struct hk_err *err);
+	hk_status (*org_create)(struct store *s, const char *slug, const char *name, int64_t now, int64_t *org_id, struct hk_err *err);
+	hk_status (*org_get)(struct store *s, const char *slug, struct store_org *out, struct hk_err *err);
+	hk_status (*key_create)(struct store *s, int64_t org_id, const unsigned char hash[32], enum store_role role, int64_t now, struct hk_err *err);
+	hk_status (*key_lookup)(struct store *s, const unsigned char hash[32], struct store_auth *out, struct hk_err *err);
+	hk_status (*bootstrap)(struct store *s, const unsigned char admin_hash[32], int64_t now, bool *created, struct hk_err *err);
+	hk_status (*endpoint_create)(struct store *s, const struct store_endpoint *ep, struct hk_err *err);
+	hk_status (*endpoint_get)(struct store *s, int64_t org_id, const char *id, struct store_endpoint *out, struct hk_err *err);
+	hk_status (*endpoint_primary)(struct store *s, int64_t org_id, struct store_endpoint *out, struct hk_err *err);
+	hk_status (*endpoint_list)(struct store *s, int64_t org_id, struct store_endpoint **out, size_t *n, struct hk_err *err);
+	hk_status (*endpoint_update)(struct store *s, int64_t org_id, const char *id, const struct store_endpoint_patch *p, int64_t now, struct store_endpoint *out, struct hk_err *err);
+	hk_status (*endpoint_delete)(struct store *s, int64_t org_id, const char *id, struct hk_err *err);
+	hk_status (*endpoint_set_secret)(struct store *s, int64_t org_id, const char *id, const char *secret, int *version, struct hk_err *err);
+	hk_status (*publish_batch)(struct store *s, struct store_publish *items, size_t n, struct hk_err *err);
+	hk_status (*delivery_list)(struct store *s, const struct store_delivery_filter *f, struct store_delivery **out, size_t *n, int64_t *total, struct hk_err *err);
+	hk_status (*delivery_get)(struct store *s, int64_t org_id, const char *id, struct store_delivery *out, char **body, struct store_attempt **attempts, size_t *nattempts, struct hk_err *err);
+	hk_status (*delivery_retry)(struct store *s, int64_t org_id, const char *id, int64_t now, struct hk_err *err);
+	hk_status (*claim)(struct store *s, int64_t now, int64_t lease_until, unsigned cap, const struct store_claim_room *room, struct store_job *jobs, size_t *n, struct hk_err *err);
+	hk_status (*next_due)(struct store *s, int64_t *when, struct hk_err *err);
+	hk_status (*record)(struct store *s, struct store_result *r, size_t n, int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
+	hk_status (*release_leases)(struct store *s, int64_t now, struct hk_err *err);
+	hk_status (*stats)(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);};
+
+struct store {
+	const struct store_ops *ops;
+};
+
+extern const struct store_ops store_sqlite_ops;
+
+#endif

@@ -1,0 +1,304 @@
+/*
+ * unit_store: the SQLite store through store.h, on a real database file.
+ *
+ * Covers what the HTTP tests cannot reach precisely: lease fencing (a stale
+ * worker writes nothing), the circuit breaker holding pending deliveries,
+ * claim skipping endpoints at their cap, idempotency inside one group commit,
+ * and the per-minute rollup behind the stats API, including a store seeded
+ * with 1,000,000 attempts answering a 24 h query.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "secret.h"
+#include "store.h"
+#include "timeutil.h"
+#include "unit.h"
+
+#define T0 1778162400000LL /* 2026-05-07T14:00:00Z */
+
+static struct store *open_tmp(char *path, size_t cap)
+{
+	snprintf(path, cap, "/tmp/hookd-unit-store-%d.db", (int)getpid());
+	unlink(path);
+	char wal[300];
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	unlink(wal);
+	struct store *s = NULL;
+	struct hk_err err;
+	if (store_open(path, NULL, &s, &err) != HK_OK) {
+		fprintf(stderr, "store_open: %s\n", err.msg);
+		exit(1);
+	}
+	return s;
+}
+
+static void make_endpoint(struct store *s, int64_t org, const char *types, struct store_endpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
+	uuid_v7(ep->id);
+	ep->org_id = org;
+	ep->url = "https://example.com/hook";
+	ep->description = "";
+	ep->event_types = (char *)types;
+	ep->secret = "s3cret";
+	ep->is_active = true;
+	ep->created_at = T0;
+	struct hk_err err;
+	if (store_endpoint_create(s, ep, &err) != HK_OK) {
+		fprintf(stderr, "endpoint_create: %s\n", err.msg);
+		exit(1);
+	}
+}
+
+static void fill_publish(struct store_publish *p, int64_t org, const char *type, const char *key,
+                         const char *body)
+{
+	memset(p, 0, sizeof(*p));
+	p->org_id = org;
+	uuid_v7(p->event_id);
+	p->event_type = type;
+	p->body = body;
+	p->body_len = strlen(body);
+	p->idem_key = key;
+	secret_sha256(body, strlen(body), p->req_hash);
+	p->created_at = T0;
+	p->idem_window_ms = 24 * 3600 * 1000LL;
+}
+
+static void test_publish_and_idempotency(struct store *s, int64_t org)
+{
+	struct store_endpoint a, b;
+	make_endpoint(s, org, "[\"x.y\"]", &a);
+	make_endpoint(s, org, "[\"*\"]", &b);
+	struct store_publish p[4];
+	fill_publish(&p[0], org, "x.y", "k", "{\"v\":1}");
+	fill_publish(&p[1], org, "x.y", "k", "{\"v\":1}"); /* same key, same body: replay */
+	fill_publish(&p[2], org, "x.y", "k", "{\"v\":2}"); /* same key, other body: conflict */
+	fill_publish(&p[3], org, "other", NULL, "{}");
+	struct hk_err err;
+	CHECK(store_publish_batch(s, p, 4, &err) == HK_OK, "publish batch commits");
+	CHECK(p[0].status == HK_OK && !p[0].replayed && p[0].deliveries == 2, "fan-out to exact and *");
+	CHECK(p[1].replayed && strcmp(p[1].out_event_id, p[0].event_id) == 0 && p[1].deliveries == 2,
+	      "replay inside one group commit answers the first event");
+	CHECK(p[2].status == HK_ECONFLICT, "reused key with another body conflicts");
+	CHECK(p[3].deliveries == 1, "only * matches an unsubscribed type");
+	struct store_delivery_filter f = { .org_id = org, .endpoint_id = b.id, .limit = 10 };
+	struct store_delivery *ds;
+	size_t n;
+	int64_t total;
+	CHECK(store_delivery_list(s, &f, &ds, &n, &total, &err) == HK_OK && total == 2 && n == 2,
+	      "two deliveries on the * endpoint");
+	free(ds);
+	f.org_id = org + 1000;
+	CHECK(store_delivery_list(s, &f, &ds, &n, &total, &err) == HK_OK && total == 0,
+	      "another org sees none of them");
+	free(ds);
+}
+
+static void test_lease_fencing(struct store *s, int64_t org)
+{
+	struct store_endpoint ep;
+	make_endpoint(s, org, "[\"fence\"]", &ep);
+	struct store_publish p;
+	fill_publish(&p, org, "fence", NULL, "{}");
+	struct hk_err err;
+	store_publish_batch(s, &p, 1, &err);
+	struct store_job jobs[8];
+	size_t n = 0;
+	/* Skip every other endpoint of this org by claiming only well past them. */
+	int64_t now = T0 + 1000;
+	CHECK(store_claim(s, now, now + 30000, 8, NULL, jobs, &n, &err) == HK_OK && n >= 1,
+	      "due deliveries are claimed");
+	size_t mine = n;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(jobs[i].endpoint_id, ep.id) == 0)
+			mine = i;
+	CHECK(mine < n, "the fence endpoint's delivery was claimed");
+	struct store_job job = jobs[mine];
+	jobs[mine].mem = NULL;
+	for (size_t i = 0; i < n; i++)
+		store_job_clear(&jobs[i]);
+	size_t n2 = 0;
+	CHECK(store_claim(s, now + 1000, now + 31000, 8, NULL, jobs, &n2, &err) == HK_OK && n2 == 0,
+	      "a leased delivery is not claimed twice");
+	/* The lease expires: another worker claims it. */
+	CHECK(store_claim(s, now + 40000, now + 70000, 8, NULL, jobs, &n2, &err) == HK_OK && n2 >= 1,
+	      "an expired lease makes the delivery due again");
+	struct store_result r = {
+		.delivery_id = job.delivery_id, .endpoint_id = job.endpoint_id, .lease = job.lease,
+		.attempt_number = 1, .started_at = now, .duration_ms = 5, .http_status = 200,
+		.success = true, .status = DELIVERY_SUCCEEDED,
+	};
+	char paused[1][UUID_STR_LEN];
+	size_t np;
+	CHECK(store_record(s, &r, 1, 10, paused, &np, &err) == HK_OK && r.fenced,
+	      "the stale worker's result is fenced off");
+	for (size_t i = 0; i < n2; i++) {
+		struct store_result r2 = r;
+		r2.delivery_id = jobs[i].delivery_id;
+		r2.endpoint_id = jobs[i].endpoint_id;
+		r2.lease = jobs[i].lease;
+		CHECK(store_record(s, &r2, 1, 10, paused, &np, &err) == HK_OK && !r2.fenced,
+		      "the current lease holder records");
+		store_job_clear(&jobs[i]);
+	}
+	struct store_delivery d;
+	char *body;
+	struct store_attempt *at;
+	size_t na;
+	CHECK(store_delivery_get(s, org, job.delivery_id, &d, &body, &at, &na, &err) == HK_OK &&
+	      na == 1 && d.status == DELIVERY_SUCCEEDED, "exactly one attempt recorded");
+	free(body);
+	store_attempt_free_array(at, na);
+	store_job_clear(&job);
+}
+
+static void test_breaker_holds(struct store *s, int64_t org2)
+{
+	struct store_endpoint ep;
+	make_endpoint(s, org2, "[\"*\"]", &ep);
+	struct store_publish p[3];
+	for (int i = 0; i < 3; i++)
+		fill_publish(&p[i], org2, "b", NULL, "{}");
+	struct hk_err err;
+	store_publish_batch(s, p, 3, &err);
+	struct store_job jobs[3];
+	size_t n;
+	store_claim(s, T0 + 1, T0 + 30000, 2, NULL, jobs, &n, &err);
+	CHECK(n == 2, "claim respects its cap");
+	struct store_result r[2];
+	for (size_t i = 0; i < 2; i++)
+		r[i] = (struct store_result){ .delivery_id = jobs[i].delivery_id,
+			.endpoint_id = jobs[i].endpoint_id, .lease = jobs[i].lease, .attempt_number = 1,
+			.started_at = T0 + 1, .http_status = 500, .error = "HTTP 500",
+			.status = DELIVERY_PENDING, .next_attempt_at = T0 + 2 };
+	char paused[2][UUID_STR_LEN];
+	size_t np;
+	CHECK(store_record(s, r, 2, 2, paused, &np, &err) == HK_OK && np == 1 &&
+	      strcmp(paused[0], ep.id) == 0, "the breaker pauses at the threshold");
+	for (size_t i = 0; i < 2; i++)
+		store_job_clear(&jobs[i]);
+	CHECK(store_claim(s, T0 + 100000, T0 + 130000, 3, NULL, jobs, &n, &err) == HK_OK && n == 0,
+	      "a paused endpoint's deliveries are held");
+	struct store_endpoint_patch on = { .is_active = 1 };
+	struct store_endpoint now;
+	CHECK(store_endpoint_update(s, org2, ep.id, &on, T0, &now, &err) == HK_OK &&
+	      now.consecutive_failures == 0 && now.is_active, "re-enabling resets the counter");
+	store_endpoint_clear(&now);
+	CHECK(store_claim(s, T0 + 100000, T0 + 130000, 3, NULL, jobs, &n, &err) == HK_OK && n == 3,
+	      "re-enabling releases every held delivery");
+	for (size_t i = 0; i < n; i++)
+		store_job_clear(&jobs[i]);
+	/* Leases expire; with 1 of a cap of 2 in flight, one more may be claimed. */
+	unsigned busy = 1;
+	struct store_claim_room room = { .per_endpoint = 2, .endpoints = (const char (*)[UUID_STR_LEN])ep.id,
+	                                 .in_flight = &busy, .n = 1 };
+	CHECK(store_claim(s, T0 + 200000, T0 + 230000, 3, &room, jobs, &n, &err) == HK_OK && n == 1,
+	      "claim fills only the room under the per-endpoint cap");
+	for (size_t i = 0; i < n; i++)
+		store_job_clear(&jobs[i]);
+	busy = 2;
+	CHECK(store_claim(s, T0 + 300000, T0 + 330000, 3, &room, jobs, &n, &err) == HK_OK && n == 0,
+	      "claim skips endpoints at their in-flight cap");
+}
+
+/* Seed attempts the way the dispatcher makes them: claim a set of
+ * deliveries, record one attempt each (pending again, due at once), claim
+ * them again, and so on, spread evenly over one day. Then count them back
+ * through the rollup. */
+static void seed_attempts(struct store *s, const char *endpoint_id, long attempts, int64_t day0,
+                          long *ok_out)
+{
+	enum { SET = 1000 };
+	struct store_job *jobs = calloc(SET, sizeof(*jobs));
+	struct store_result *r = calloc(SET, sizeof(*r));
+	char(*paused)[UUID_STR_LEN] = calloc(SET, UUID_STR_LEN);
+	struct hk_err err;
+	long made = 0, ok = 0;
+	int64_t clock = day0;
+	while (made < attempts) {
+		size_t n = 0, np;
+		if (store_claim(s, clock, clock + 1, SET, NULL, jobs, &n, &err) != HK_OK || n == 0)
+			break;
+		for (size_t k = 0; k < n; k++, made++) {
+			bool success = made % 3 != 0;
+			ok += success;
+			r[k] = (struct store_result){ .delivery_id = jobs[k].delivery_id,
+				.endpoint_id = jobs[k].endpoint_id, .lease = jobs[k].lease,
+				.attempt_number = jobs[k].attempt_count + 1,
+				.started_at = day0 + (made * 86400000LL) / attempts, .duration_ms = 1,
+				.http_status = success ? 200 : 500, .success = success,
+				.status = DELIVERY_PENDING, .next_attempt_at = day0 };
+		}
+		if (store_record(s, r, n, 0, paused, &np, &err) != HK_OK)
+			break;
+		for (size_t k = 0; k < n; k++)
+			store_job_clear(&jobs[k]);
+		clock += 2;
+	}
+	(void)endpoint_id;
+	*ok_out = ok;
+	free(jobs);
+	free(r);
+	free(paused);
+}
+
+static void test_stats(struct store *s, int64_t org3, long attempts)
+{
+	struct store_endpoint ep;
+	make_endpoint(s, org3, "[\"*\"]", &ep);
+	struct hk_err err;
+	enum { SET = 1000 };
+	struct store_publish *p = calloc(SET, sizeof(*p));
+	int64_t day0 = T0 - T0 % 86400000;
+	for (int i = 0; i < SET; i++) {
+		fill_publish(&p[i], org3, "st", NULL, "{}");
+		p[i].created_at = day0 - 1000;
+	}
+	CHECK(store_publish_batch(s, p, SET, &err) == HK_OK, "1000 deliveries to seed attempts on");
+	free(p);
+	long ok = 0;
+	int64_t t = tu_mono_ms();
+	seed_attempts(s, ep.id, attempts, day0, &ok);
+	printf("# seeded %ld attempts in %lld ms\n", attempts, (long long)(tu_mono_ms() - t));
+	struct store_stat *st;
+	size_t n;
+	t = tu_mono_ms();
+	CHECK(store_stats(s, ep.id, day0, day0 + 86400000, 3600000, &st, &n, &err) == HK_OK,
+	      "stats over the day");
+	int64_t ms = tu_mono_ms() - t;
+	int64_t sum_ok = 0, sum_fail = 0;
+	bool aligned = true;
+	for (size_t i = 0; i < n; i++) {
+		sum_ok += st[i].succeeded;
+		sum_fail += st[i].failed;
+		aligned = aligned && st[i].bucket_start % 3600000 == 0;
+	}
+	printf("# stats over %ld attempts: %zu buckets in %lld ms\n", attempts, n, (long long)ms);
+	CHECK(n == 24 && aligned, "24 aligned hourly buckets");
+	CHECK(sum_ok == ok && sum_fail == attempts - ok, "bucket counts add up to the attempts made");
+	free(st);
+}
+
+int main(int argc, char **argv)
+{
+	long big = argc > 1 ? atol(argv[1]) : 1000000;
+	char path[256];
+	struct store *s = open_tmp(path, sizeof(path));
+	struct hk_err err;
+	int64_t org, org2, org3;
+	CHECK(store_org_create(s, "o1", "O1", T0, &org, &err) == HK_OK, "org created");
+	CHECK(store_org_create(s, "o1", "O1", T0, &org2, &err) == HK_ECONFLICT, "slug is unique");
+	store_org_create(s, "o2", "O2", T0, &org2, &err);
+	store_org_create(s, "o3", "O3", T0, &org3, &err);
+	test_publish_and_idempotency(s, org);
+	test_lease_fencing(s, org);
+	test_breaker_holds(s, org2);
+	test_stats(s, org3, big);
+	store_close(s);
+	unlink(path);
+	return unit_done();
+}
