@@ -204,6 +204,7 @@ struct test_req {
 	struct publish_job job;
 	struct http_req *req;
 	char *body;
+	char endpoint_id[UUID_STR_LEN];
 	atomic_int refs;       /* the commit's callback and the watch's */
 	atomic_bool answered;
 };
@@ -256,7 +257,8 @@ static hk_status test_prepare(struct app *app, const struct store_auth *auth,
 	it->org_id = auth->org_id;
 	it->event_type = "webhook.test";
 	it->created_at = tu_now_ms();
-	it->only_endpoint = ep->id;
+	memcpy(t->endpoint_id, ep->id, UUID_STR_LEN);
+	it->only_endpoint = t->endpoint_id;
 	it->idem_window_ms = app->cfg->idempotency_window_ms;
 	uuid_v7(it->event_id);
 	uuid_v7(it->delivery_id);

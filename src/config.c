@@ -190,7 +190,7 @@ int config_parse(struct config *cfg, enum config_cmd cmd, int argc, char **argv)
 	optind = 1;
 	opterr = 0;
 	int c;
-	while ((c = getopt_long(argc, argv, "+h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		if (c == 'h')
 			return 1;
 		if (c < 1000) {

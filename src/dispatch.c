@@ -6,6 +6,11 @@
  *     curl_multi_wakeup; the loop thread reads and clears it under d->lock.
  *   - watchers: registered under d->lock by API threads; run and removed by
  *     the recorder thread, under d->lock taken only to unlink them.
+ *   - released slots: an endpoint's in-flight slot is given back only once
+ *     its attempt is recorded (so the breaker's pause is in the store before
+ *     the endpoint can be claimed again); the recorder appends the endpoint
+ *     ids to d->released and the earliest retry time to d->retry_due, under
+ *     d->lock, and wakes the loop, which applies them.
  *   - outcomes: the loop thread appends a finished attempt (struct outcome,
  *     owning its job, response bytes and error text) to d->queue under
  *     d->lock and signals d->cond; the recorder swaps the whole queue out.
@@ -104,6 +109,11 @@ struct dispatch {
 	bool stopped;     /* both threads joined */
 	struct outcome *queue, *queue_tail;
 	struct watcher *watchers;
+	/* recorder → loop: endpoint slots freed by recorded attempts, and the
+	 * earliest retry those attempts scheduled */
+	char (*released)[UUID_STR_LEN];
+	size_t nreleased, released_cap;
+	int64_t retry_due;
 };
 
 /* ---- per-endpoint in-flight counts (loop thread) -------------------------- */
@@ -274,15 +284,16 @@ static int build_headers(struct xfer *x, int64_t ts)
 	snprintf(id, sizeof(id), "webhook-id: %s", j->event_id);
 	snprintf(tsl, sizeof(tsl), "webhook-timestamp: %lld", (long long)ts);
 	snprintf(sig, sizeof(sig), "webhook-signature: %s", std);
-	snprintf(avl, sizeof(avl), "X-AgentVista-Signature: %s", av);
 	int n = 0;
 	lines[n++] = "Content-Type: application/json";
 	lines[n++] = ua;
 	lines[n++] = id;
 	lines[n++] = tsl;
 	lines[n++] = sig;
-	if (!j->is_primary)
+	if (!j->is_primary) {
+		snprintf(avl, sizeof(avl), "X-AgentVista-Signature: %s", av);
 		lines[n++] = avl;
+	}
 	lines[n++] = "Expect:";
 	size_t used = 0;
 	for (int i = 0; i < n; i++) {
@@ -462,7 +473,6 @@ static void unlink_active(struct dispatch *d, struct xfer *x)
 		x->next_on->prev_on = x->prev_on;
 	x->prev_on = x->next_on = NULL;
 	d->in_flight--;
-	ep_add(d, x->job.endpoint_id, -1);
 	x->next_free = d->free_xfers;
 	d->free_xfers = x;
 }
@@ -473,8 +483,10 @@ static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
 	unlink_active(d, x);
 	if (o)
 		enqueue(d, o); /* the outcome owns the job now */
-	else
+	else {
+		ep_add(d, x->job.endpoint_id, -1);
 		store_job_clear(&x->job); /* out of memory: the lease expires, it goes again */
+	}
 	memset(&x->job, 0, sizeof(x->job));
 }
 
@@ -501,6 +513,12 @@ static bool take_wake(struct dispatch *d, bool *stopping)
 	bool w = d->wake;
 	d->wake = false;
 	*stopping = d->stopping;
+	for (size_t i = 0; i < d->nreleased; i++)
+		ep_add(d, d->released[i], -1);
+	d->nreleased = 0;
+	if (d->retry_due && (!d->next_due || d->retry_due < d->next_due))
+		d->next_due = d->retry_due;
+	d->retry_due = 0;
 	pthread_mutex_unlock(&d->lock);
 	return w;
 }
@@ -584,6 +602,7 @@ static void *loop_main(void *arg)
 		struct xfer *x = d->active;
 		curl_multi_remove_handle(d->multi, x->easy);
 		log_info("abandoned an attempt at shutdown", "delivery=%s", x->job.delivery_id);
+		ep_add(d, x->job.endpoint_id, -1);
 		unlink_active(d, x);
 		store_job_clear(&x->job);
 	}
@@ -620,6 +639,31 @@ static void notify(struct dispatch *d, const struct store_result *r)
 	}
 }
 
+/* Give the recorded attempts' endpoint slots back to the loop. */
+static void release_slots(struct dispatch *d, const struct outcome *list)
+{
+	int64_t due = 0;
+	pthread_mutex_lock(&d->lock);
+	for (const struct outcome *o = list; o; o = o->next) {
+		if (d->nreleased == d->released_cap) {
+			size_t cap = d->released_cap ? d->released_cap * 2 : 256;
+			char(*grown)[UUID_STR_LEN] = realloc(d->released, cap * UUID_STR_LEN);
+			if (!grown)
+				break; /* the slot stays taken: only the cap's precision suffers */
+			d->released = grown;
+			d->released_cap = cap;
+		}
+		memcpy(d->released[d->nreleased++], o->job.endpoint_id, UUID_STR_LEN);
+		if (o->r.status == DELIVERY_PENDING && !o->r.fenced && (!due || o->r.next_attempt_at < due))
+			due = o->r.next_attempt_at;
+	}
+	if (due && (!d->retry_due || due < d->retry_due))
+		d->retry_due = due;
+	if (!d->stopped)
+		curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->lock);
+}
+
 /* Write a batch, retrying while the store is busy: dropping it would let
  * the leases expire and the attempts be made twice. */
 static void record_batch(struct dispatch *d, struct outcome *list)
@@ -639,18 +683,18 @@ static void record_batch(struct dispatch *d, struct outcome *list)
 		log_warn("recording attempts failed, retrying", "attempts=%zu code=%s", n, err.code);
 		usleep(tries < 10 ? 10000 : 200000);
 	}
+	i = 0;
+	for (struct outcome *o = list; r && o; o = o->next)
+		o->r.fenced = r[i++].fenced;
+	release_slots(d, list);
 	for (size_t k = 0; k < np; k++)
 		log_info("endpoint paused by the circuit breaker", "endpoint=%s threshold=%d",
 		         paused[k], d->cfg->breaker_threshold);
-	i = 0;
 	for (struct outcome *o = list; o; o = list) {
 		list = o->next;
-		if (r) {
-			o->r.fenced = r[i++].fenced;
-			log_debug("attempt", "delivery=%s endpoint=%s attempt=%d http_status=%d dur_ms=%d fenced=%d",
-			          o->r.delivery_id, o->r.endpoint_id, o->r.attempt_number, o->r.http_status,
-			          o->r.duration_ms, o->r.fenced);
-		}
+		log_debug("attempt", "delivery=%s endpoint=%s attempt=%d http_status=%d dur_ms=%d fenced=%d",
+		          o->r.delivery_id, o->r.endpoint_id, o->r.attempt_number, o->r.http_status,
+		          o->r.duration_ms, o->r.fenced);
 		notify(d, &o->r);
 		store_job_clear(&o->job);
 		free(o);
@@ -789,6 +833,7 @@ void dispatch_free(struct dispatch *d)
 			free(e);
 		}
 	curl_multi_cleanup(d->multi);
+	free(d->released);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	free(d);

@@ -102,7 +102,8 @@ int64_t retry_after_ms(const char *value, int64_t now_ms)
 		value++;
 	char v[64];
 	size_t n = strlen(value);
-	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' || value[n - 1] == '\r'))
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' || value[n - 1] == '\r' ||
+	                 value[n - 1] == '\n'))
 		n--;
 	if (n == 0 || n >= sizeof(v))
 		return -1;

@@ -2,7 +2,7 @@
  * sign: HMAC-SHA256 signatures on OpenSSL's EVP_MAC. See sign.h.
  *
  * The MAC algorithm is fetched once per process; each thread keeps one
- * EVP_MAC_CTX (thread-local) and re-keys it per delivery, so signing costs
+ * EVP_MAC_CTX (under a pthread key, freed at thread exit) and re-keys it per delivery, so signing costs
  * no allocation after a thread's first signature.
  */
 #include "sign.h"
@@ -17,11 +17,17 @@
 
 static EVP_MAC *hmac;
 static pthread_once_t hmac_once = PTHREAD_ONCE_INIT;
-static _Thread_local EVP_MAC_CTX *tl_ctx;
+static pthread_key_t ctx_key; /* this thread's EVP_MAC_CTX, freed when it exits */
+
+static void free_ctx(void *ctx)
+{
+	EVP_MAC_CTX_free(ctx);
+}
 
 static void fetch_hmac(void)
 {
 	hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	pthread_key_create(&ctx_key, free_ctx);
 }
 
 int sign_key_from_secret(const char *secret, unsigned char key[SIGN_KEY_MAX])
@@ -53,19 +59,23 @@ static int hmac_pieces(const unsigned char *key, size_t keylen, const void *cons
 	pthread_once(&hmac_once, fetch_hmac);
 	if (!hmac)
 		return -1;
-	if (!tl_ctx && !(tl_ctx = EVP_MAC_CTX_new(hmac)))
-		return -1;
+	EVP_MAC_CTX *ctx = pthread_getspecific(ctx_key);
+	if (!ctx) {
+		if (!(ctx = EVP_MAC_CTX_new(hmac)))
+			return -1;
+		pthread_setspecific(ctx_key, ctx);
+	}
 	OSSL_PARAM params[] = {
 		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0),
 		OSSL_PARAM_construct_end(),
 	};
-	if (!EVP_MAC_init(tl_ctx, key, keylen, params))
+	if (!EVP_MAC_init(ctx, key, keylen, params))
 		return -1;
 	for (int i = 0; i < nparts; i++)
-		if (!EVP_MAC_update(tl_ctx, parts[i], lens[i]))
+		if (!EVP_MAC_update(ctx, parts[i], lens[i]))
 			return -1;
 	size_t outl = 0;
-	return EVP_MAC_final(tl_ctx, mac, &outl, 32) && outl == 32 ? 0 : -1;
+	return EVP_MAC_final(ctx, mac, &outl, 32) && outl == 32 ? 0 : -1;
 }
 
 int sign_standard(const unsigned char *key, size_t keylen, const char *msg_id, int64_t ts,

@@ -64,6 +64,9 @@ hk_status target_validate(const char *url, const struct ssrf_allow *allow, struc
 		return invalid(err, "must not contain spaces or control characters");
 	if (strncasecmp(url, "https://", 8) != 0)
 		return invalid(err, "must use https");
+	/* curl would read https:///host as https://host: say what is wrong instead. */
+	if (url[8] == '/' || url[8] == '\0')
+		return invalid(err, "must have a host");
 	CURLU *u = curl_url();
 	if (!u)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");

@@ -136,7 +136,8 @@ def test_retry_after_is_honoured(ctx):
 
 
 def test_breaker_pauses_holds_and_resumes(ctx):
-    h, r = start(ctx, *FAST, "--breaker-threshold", "3")
+    # One attempt at a time, so the count at the pause is exact.
+    h, r = start(ctx, *FAST, "--breaker-threshold", "3", "--max-in-flight-per-endpoint", "1")
     ep = endpoint(h, r.url("/status/500"))
     for i in range(2):
         publish(h, {"i": i})
