@@ -241,3 +241,35 @@ def test_kill9_during_stream_loses_nothing(ctx):
     assert set(got) == set(acked), "unexpected deliveries"
     ds = settled(h, ep, 100)
     assert all(d["status"] == "succeeded" for d in ds)
+
+
+def test_sigterm_lets_in_flight_attempts_finish(ctx):
+    h, r = start(ctx, "--grace", "10s")
+    ep = endpoint(h, r.url("/sleep/1500"))
+    for i in range(3):
+        publish(h, {"i": i})
+    time.sleep(0.5)  # the three attempts are in flight now
+    t = time.time()
+    h.stop()  # SIGTERM: exit 0, sanitizers clean
+    assert time.time() - t >= 0.8, "did not wait for the in-flight attempts"
+    assert len(r.requests("/sleep/1500")) == 3
+    h.start()
+    ds = deliveries(h, ep)
+    assert len(ds) == 3 and all(d["status"] == "succeeded" and d["attempt_count"] == 1 for d in ds), ds
+    time.sleep(0.5)
+    assert len(r.requests("/sleep/1500")) == 3, "an attempt finished in the grace period was repeated"
+
+
+def test_sigterm_past_grace_leaves_deliveries_pending(ctx):
+    h, r = start(ctx, "--grace", "300ms")
+    ep = endpoint(h, r.url("/sleep/3000"))
+    publish(h)
+    time.sleep(0.5)
+    t = time.time()
+    h.stop()
+    assert time.time() - t < 2.5, "grace period not applied"
+    h.start()
+    ds = deliveries(h, ep)
+    assert ds[0]["status"] in ("pending", "succeeded")
+    # The abandoned attempt is made again after the restart and succeeds.
+    wait_until(lambda: deliveries(h, ep)[0]["status"] == "succeeded", 15, "redelivered after restart")
