@@ -406,12 +406,22 @@ static void decide(const struct dispatch_config *cfg, const struct xfer *x,
 	r->next_attempt_at = tu_now_ms() + delay;
 }
 
+/* Did the receiver give its answer? A status line counts when the transfer
+ * completed, when we stopped reading an over-long body ourselves, or when an
+ * HTTP/2 server reset the stream after answering: servers that answer
+ * without reading the request body (nginx `return 200`) reset the upload with
+ * RST_STREAM(NO_ERROR), which libcurl before 8.x reports as a stream error. */
+static bool answered(const struct xfer *x, CURLcode rc, long code)
+{
+	return code > 0 && (rc == CURLE_OK || x->capped || rc == CURLE_HTTP2_STREAM);
+}
+
 /* The error text of an attempt, or NULL for a success. */
 static const char *error_text(const struct xfer *x, CURLcode rc, long code, char *buf, size_t cap)
 {
 	if (x->blocked[0])
 		return x->blocked;
-	if (code > 0 && (rc == CURLE_OK || x->capped)) {
+	if (answered(x, rc, code)) {
 		if (code >= 200 && code < 300)
 			return NULL;
 		snprintf(buf, cap, "HTTP %ld", code);
@@ -529,6 +539,7 @@ static bool claim(struct dispatch *d, int64_t now)
 {
 	const struct dispatch_config *cfg = d->cfg;
 	unsigned room = cfg->max_in_flight > d->in_flight ? cfg->max_in_flight - d->in_flight : 0;
+	d->last_claim = now;
 	if (room == 0)
 		return false;
 	unsigned cap = room < CLAIM_MAX ? room : CLAIM_MAX;
@@ -545,7 +556,6 @@ static bool claim(struct dispatch *d, int64_t now)
 	hk_status st = store_claim(d->store, now, lease_until, cap, &r, jobs, &n, &err);
 	free(ids);
 	free(counts);
-	d->last_claim = now;
 	if (st != HK_OK) {
 		log_warn("claim failed", "code=%s", err.code);
 		return false;
@@ -557,6 +567,11 @@ static bool claim(struct dispatch *d, int64_t now)
 	int64_t due = 0;
 	if (store_next_due(d->store, &due, &err) == HK_OK)
 		d->next_due = due;
+	/* Due work left unclaimed: its endpoints are at their cap. Wait for the
+	 * recorder to free a slot (it wakes us) rather than claim again at once:
+	 * a loop of empty claims would hold the write lock against the recorder. */
+	if (d->next_due && d->next_due <= now)
+		d->next_due = 0;
 	return false;
 }
 
@@ -659,6 +674,7 @@ static void release_slots(struct dispatch *d, const struct outcome *list)
 	}
 	if (due && (!d->retry_due || due < d->retry_due))
 		d->retry_due = due;
+	d->wake = true; /* freed slots may let due work be claimed now */
 	if (!d->stopped)
 		curl_multi_wakeup(d->multi);
 	pthread_mutex_unlock(&d->lock);

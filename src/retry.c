@@ -1,9 +1,14 @@
 /*
- * retry: schedules and Retry-After. See retry.h.
+ * retry: schedules, jitter and Retry-After. See retry.h.
+ *
+ * The HTTP-date forms are matched with sscanf patterns, each then checked
+ * field by field (names of day and month, ranges, the day against its month)
+ * and converted with timegm, which needs no time zone.
  */
 #include "retry.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -18,31 +23,45 @@ void retry_schedule_default(struct retry_schedule *s)
 	memcpy(s->delay_ms, d, sizeof(d));
 }
 
+/* The item of len bytes at p, trimmed of spaces, into buf; false when empty
+ * or longer than any duration. */
+static bool take_item(const char *p, size_t len, char *buf, size_t cap)
+{
+	while (len && (*p == ' ' || *p == '\t'))
+		p++, len--;
+	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+		len--;
+	if (len == 0 || len >= cap)
+		return false;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return true;
+}
+
 int retry_schedule_parse(const char *csv, struct retry_schedule *s, char *errbuf, size_t errcap)
 {
 	struct retry_schedule out = { 0 };
-	const char *p = csv;
-	while (p && *p) {
+	char item[32], bad[64];
+	const char *why = NULL;
+	for (const char *p = csv; p && *p && !why;) {
 		const char *comma = strchr(p, ',');
 		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char item[32];
-		if (out.n == RETRY_MAX_STEPS || len == 0 || len >= sizeof(item)) {
-			snprintf(errbuf, errcap, "retry schedule: %s", out.n == RETRY_MAX_STEPS
-			         ? "at most 32 delays" : "each delay must be like 5s, 2m or 1h");
-			return -1;
+		if (out.n == RETRY_MAX_STEPS) {
+			why = "at most 32 delays";
+		} else if (!take_item(p, len, item, sizeof(item))) {
+			why = "empty or overlong delay (each must be like 5s, 2m or 1h)";
+		} else if (tu_parse_duration_ms(item, &out.delay_ms[out.n++]) != 0) {
+			snprintf(bad, sizeof(bad), "invalid delay '%s'", item);
+			why = bad;
 		}
-		memcpy(item, p, len);
-		item[len] = '\0';
-		if (tu_parse_duration_ms(item, &out.delay_ms[out.n]) != 0) {
-			snprintf(errbuf, errcap, "retry schedule: invalid delay '%.31s'", item);
-			return -1;
-		}
-		out.n++;
 		p = comma ? comma + 1 : NULL;
-		if (p && *p == '\0') {
-			snprintf(errbuf, errcap, "retry schedule: trailing comma");
-			return -1;
-		}
+		if (!why && p && !*p)
+			why = "trailing comma";
+	}
+	if (why) {
+		if (errbuf && errcap)
+			snprintf(errbuf, errcap, "retry schedule: %s", why);
+		return -1;
 	}
 	*s = out;
 	return 0;
@@ -53,18 +72,41 @@ int64_t retry_delay_ms(const struct retry_schedule *s, int attempts_made, uint32
 	if (attempts_made < 1 || attempts_made > s->n)
 		return -1;
 	int64_t d = s->delay_ms[attempts_made - 1];
-	/* jitter in [0, d/10], from the top bits of random */
-	return d + (int64_t)(((unsigned __int128)(d / 10) * random) >> 32);
+	/* floor(q * random / 2^32) in two halves, so that nothing overflows. */
+	uint64_t q = d > 0 ? (uint64_t)d / 10 : 0;
+	uint64_t jitter = (q >> 32) * random + (((q & 0xFFFFFFFFu) * random) >> 32);
+	return jitter > (uint64_t)(INT64_MAX - d) ? INT64_MAX : d + (int64_t)jitter;
 }
 
-static int month_index(const char *m)
+/* Index of name in a table of n names, or -1. */
+static int name_index(const char *name, const char *const *names, int n)
 {
-	static const char *const names[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	                                     "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	for (int i = 0; i < 12; i++)
-		if (strncmp(m, names[i], 3) == 0)
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
 			return i;
 	return -1;
+}
+
+static const char *const months[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                      "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+static const char *const days[] = { "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun" };
+static const char *const long_days[] = { "Monday", "Tuesday", "Wednesday", "Thursday",
+                                         "Friday", "Saturday", "Sunday" };
+
+/* The fields as read, checked, into seconds since the epoch; -1 when out of
+ * range (a 31 Feb comes back from timegm as 3 Mar and is caught). */
+static int64_t date_seconds(int y, const char *mon, int d, int hh, int mm, int ss)
+{
+	int m = name_index(mon, months, 12);
+	if (m < 0 || y < 1970 || y > 9999 || d < 1 || d > 31 || hh < 0 || hh > 23 || mm < 0 ||
+	    mm > 59 || ss < 0 || ss > 60)
+		return -1;
+	struct tm tm = { .tm_year = y - 1900, .tm_mon = m, .tm_mday = d,
+	                 .tm_hour = hh, .tm_min = mm, .tm_sec = ss > 59 ? 59 : ss };
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != m)
+		return -1;
+	return (int64_t)t;
 }
 
 /* An HTTP-date in any of the three forms of RFC 9110; seconds, or -1. */
@@ -72,52 +114,57 @@ static int64_t http_date(const char *v)
 {
 	char wd[16], mon[4];
 	int d, y, hh, mm, ss, n = 0;
-	struct tm tm = { 0 };
-	if (sscanf(v, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wd, &d, mon, &y, &hh, &mm, &ss, &n) == 7 && !v[n])
-		;
-	else if ((n = 0, sscanf(v, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", wd, &d, mon, &y, &hh, &mm, &ss, &n)) == 7 && !v[n])
-		y += y < 70 ? 2000 : 1900;
-	else if ((n = 0, sscanf(v, "%15[A-Za-z] %3s %2d %2d:%2d:%2d %4d%n", wd, mon, &d, &hh, &mm, &ss, &y, &n)) == 7 && !v[n])
-		;
-	else
-		return -1;
-	int m = month_index(mon);
-	if (m < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970 || y > 9999)
-		return -1;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = m;
-	tm.tm_mday = d;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_sec = ss;
-	time_t t = timegm(&tm);
-	return t == (time_t)-1 ? -1 : (int64_t)t;
+	if (sscanf(v, "%15[A-Za-z], %2d %3[A-Za-z] %4d %2d:%2d:%2d GMT%n", wd, &d, mon, &y, &hh,
+	           &mm, &ss, &n) == 7 && !v[n] && name_index(wd, days, 7) >= 0)
+		return date_seconds(y, mon, d, hh, mm, ss);
+	n = 0;
+	if (sscanf(v, "%15[A-Za-z], %2d-%3[A-Za-z]-%2d %2d:%2d:%2d GMT%n", wd, &d, mon, &y, &hh,
+	           &mm, &ss, &n) == 7 && !v[n] && name_index(wd, long_days, 7) >= 0)
+		return date_seconds(y + (y < 70 ? 2000 : 1900), mon, d, hh, mm, ss);
+	n = 0;
+	if (sscanf(v, "%15[A-Za-z] %3[A-Za-z] %2d %2d:%2d:%2d %4d%n", wd, mon, &d, &hh, &mm, &ss,
+	           &y, &n) == 7 && !v[n] && name_index(wd, days, 7) >= 0)
+		return date_seconds(y, mon, d, hh, mm, ss);
+	return -1;
+}
+
+/* All digits: seconds into ms, saturating at 2^31 seconds (RFC 9111 1.2.2). */
+static int64_t delta_seconds(const char *v, size_t n)
+{
+	const int64_t cap = INT64_C(2147483648);
+	int64_t secs = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)v[i]))
+			return -1;
+		if (secs < cap)
+			secs = secs * 10 + (v[i] - '0');
+	}
+	return (secs < cap ? secs : cap) * 1000;
+}
+
+static bool header_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
 }
 
 int64_t retry_after_ms(const char *value, int64_t now_ms)
 {
 	if (!value)
 		return -1;
-	while (*value == ' ' || *value == '\t')
+	while (header_space(*value))
 		value++;
-	char v[64];
 	size_t n = strlen(value);
-	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t' || value[n - 1] == '\r' ||
-	                 value[n - 1] == '\n'))
+	while (n > 0 && header_space(value[n - 1]))
 		n--;
-	if (n == 0 || n >= sizeof(v))
+	if (n == 0)
+		return -1;
+	if (isdigit((unsigned char)value[0]))
+		return delta_seconds(value, n);
+	char v[64];
+	if (n >= sizeof(v))
 		return -1;
 	memcpy(v, value, n);
 	v[n] = '\0';
-	if (isdigit((unsigned char)v[0])) {
-		int64_t secs = 0;
-		for (size_t i = 0; i < n; i++) {
-			if (!isdigit((unsigned char)v[i]) || secs > INT64_MAX / 10000)
-				return -1;
-			secs = secs * 10 + (v[i] - '0');
-		}
-		return secs * 1000;
-	}
 	int64_t at = http_date(v);
 	if (at < 0)
 		return -1;

@@ -1,5 +1,8 @@
 /*
  * secret: secrets, keys and hashes. See secret.h.
+ *
+ * Encodings are OpenSSL's (EVP_EncodeBlock); base64url is that output with
+ * two characters swapped and the padding dropped.
  */
 #include "secret.h"
 

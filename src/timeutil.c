@@ -46,10 +46,18 @@ static unsigned days_in_month(int64_t y, unsigned m)
 
 char *tu_format_iso(int64_t ms, char buf[TU_ISO_LEN])
 {
-	time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-	int frac = (int)(ms - (int64_t)secs * 1000);
+	/* Floor division, written so that INT64_MIN cannot overflow. */
+	time_t secs = (time_t)(ms / 1000);
+	int frac = (int)(ms % 1000);
+	if (frac < 0) {
+		secs--;
+		frac += 1000;
+	}
 	struct tm tm;
-	gmtime_r(&secs, &tm);
+	if (!gmtime_r(&secs, &tm)) {
+		snprintf(buf, TU_ISO_LEN, "1970-01-01T00:00:00Z");
+		return buf;
+	}
 	size_t n = strftime(buf, TU_ISO_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
 	if (frac)
 		snprintf(buf + n, TU_ISO_LEN - n, ".%03dZ", frac);
@@ -85,9 +93,10 @@ static bool parse_offset(const char *p, int *minutes)
 	p++;
 	if (!digits(&p, 2, &hh) || hh > 23)
 		return false;
-	if (*p == ':')
-		p++;
-	if (*p && (!digits(&p, 2, &mm) || mm > 59))
+	/* After a colon the minutes are required: "+02:" is not an offset. */
+	bool colon = *p == ':';
+	p += colon;
+	if ((colon || *p) && (!digits(&p, 2, &mm) || mm > 59))
 		return false;
 	*minutes = sign * (hh * 60 + mm);
 	return *p == '\0';
@@ -100,6 +109,7 @@ static bool parse_clock(const char *p, int64_t *ms)
 	if (!digits(&p, 2, &hh) || *p++ != ':' || !digits(&p, 2, &mi) || *p++ != ':' ||
 	    !digits(&p, 2, &ss) || hh > 23 || mi > 59 || ss > 60)
 		return false;
+	/* Digits past the third only have to be digits: ms are kept, not rounded. */
 	int frac = 0, scale = 100;
 	if (*p == '.' || *p == ',') {
 		p++;
@@ -110,6 +120,7 @@ static bool parse_clock(const char *p, int64_t *ms)
 	}
 	if (!parse_offset(p, &off))
 		return false;
+	/* A leap second (:60) is held at :59 rather than rolling into the next minute. */
 	*ms += ((int64_t)hh * 3600 + mi * 60 + (ss > 59 ? 59 : ss) - (int64_t)off * 60) * 1000 + frac;
 	return true;
 }

@@ -1,5 +1,13 @@
 /*
  * uuid: UUIDv7 generation and parsing. See uuid.h.
+ *
+ * Layout (RFC 9562 section 5.7): 48 bits unix_ts_ms | ver 7 | 12 bits rand_a |
+ * var 10 | 62 bits rand_b. rand_a is the counter of "method 1" (section 6.2):
+ * it starts at a random value below 0x800 in each new millisecond, leaving at
+ * least 2048 ids of room, and counts up for each id within that millisecond.
+ * Should it still run out, or the wall clock step back, the timestamp is held
+ * one tick ahead instead, so ids never go backwards in a process. One mutex
+ * guards (last_ms, counter); the randomness is drawn outside it.
  */
 #include "uuid.h"
 
@@ -20,7 +28,10 @@ static unsigned counter; /* 12 bits of rand_a within last_ms */
 void uuid_v7(char out[UUID_STR_LEN])
 {
 	unsigned char b[16];
-	RAND_bytes(b, sizeof(b));
+	/* Should the CSPRNG ever fail, the ids stay unique within the process
+	 * (time and counter) rather than use uninitialized bytes. */
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		memset(b, 0, sizeof(b));
 	int64_t ms = tu_now_ms();
 	pthread_mutex_lock(&lock);
 	if (ms <= last_ms) {

@@ -7,12 +7,16 @@
 
 #define UUID_STR_LEN 37
 
-/* A new lowercase canonical UUIDv7. Monotonic within the process: within
- * one millisecond the 12-bit rand_a field counts up (RFC 9562 method 1). */
+/* Writes a new UUIDv7, lowercase canonical 8-4-4-4-12 and NUL, into out.
+ * Thread-safe, never fails. Strictly increasing (as strings too) within the
+ * process, even within one millisecond: the 12-bit rand_a field counts up
+ * from a random start (RFC 9562 section 6.2, method 1). */
 void uuid_v7(char out[UUID_STR_LEN]);
 
-/* Accept a canonical UUID in any case (36 characters, hyphens at 8, 13, 18,
- * 23); write it lowercase to out. 0, or -1 when in is not one. */
+/* Accept a canonical UUID of any version in any case (exactly 36 characters,
+ * hyphens at 8, 13, 18, 23, hex digits elsewhere) and write it lowercase to
+ * out; in may be NULL. 0, or -1 when in is not one (out untouched). in and
+ * out may be the same buffer. */
 int uuid_parse(const char *in, char out[UUID_STR_LEN]);
 
 #endif

@@ -285,7 +285,7 @@ int main(int argc, char **argv)
 		flags, (uint16_t)port, NULL, NULL, on_request, (void *)log_path,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
-		MHD_OPTION_CONNECTION_LIMIT, 4096u,
+		MHD_OPTION_CONNECTION_LIMIT, 16384u,
 		MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 		plain ? MHD_OPTION_END : MHD_OPTION_HTTPS_MEM_KEY, key_pem,
 		MHD_OPTION_HTTPS_MEM_CERT, cert_pem, MHD_OPTION_END);

@@ -2,12 +2,16 @@
  * unit: the smallest test harness that does the job, header-only.
  *
  *   CHECK(cond, name)          ok when cond holds
- *   CHECK_STR(got, want, name) ok when the strings are equal (both shown if not)
+ *   CHECK_STR(got, want, name) ok when the strings are equal (both shown if
+ *                              not; a NULL on either side fails)
  *   CHECK_INT(got, want, name) ok when the integers are equal
+ *   CHECK_STR_EQ, CHECK_INT_EQ the same two under longer names
  *   return unit_done();        prints "N passed, M failed", exit status
  *
- * Each check prints "ok - name" or "not ok - name (...)"; tests/run.py adds
- * up the closing lines of every unit binary.
+ * Each check prints "ok - name" or "not ok - name (...)" on one line (control
+ * characters in names are escaped so that a line is always one check);
+ * tests/run.py adds up the closing lines of every unit binary. Not
+ * thread-safe: call checks from one thread.
  */
 #ifndef HK_UNIT_H
 #define HK_UNIT_H
@@ -17,15 +21,35 @@
 
 static int unit_passed, unit_failed;
 
+/* s with control characters escaped, so that one check stays one line. */
+static inline void unit_put(const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\n')
+			fputs("\\n", stdout);
+		else if (c == '\r')
+			fputs("\\r", stdout);
+		else if (c < 0x20 || c == 0x7f)
+			printf("\\x%02x", c);
+		else
+			putchar(c);
+	}
+}
+
 static inline void unit_report(int ok, const char *name, const char *detail)
 {
-	if (ok) {
+	if (ok)
 		unit_passed++;
-		printf("ok - %s\n", name);
-	} else {
+	else
 		unit_failed++;
-		printf("not ok - %s%s%s\n", name, detail ? " " : "", detail ? detail : "");
+	fputs(ok ? "ok - " : "not ok - ", stdout);
+	unit_put(name);
+	if (!ok && detail) {
+		putchar(' ');
+		unit_put(detail);
 	}
+	putchar('\n');
 }
 
 #define CHECK(cond, name) unit_report((cond) ? 1 : 0, (name), "(" #cond ")")
@@ -47,9 +71,14 @@ static inline void unit_report(int ok, const char *name, const char *detail)
 		unit_report(g_ == w_, (name), d_);                                    \
 	} while (0)
 
+#define CHECK_STR_EQ(got, want, name) CHECK_STR(got, want, name)
+#define CHECK_INT_EQ(got, want, name) CHECK_INT(got, want, name)
+
+/* The closing line, alone: "N passed, M failed"; the exit status. */
 static inline int unit_done(void)
 {
 	printf("%d passed, %d failed\n", unit_passed, unit_failed);
+	fflush(stdout);
 	return unit_failed ? 1 : 0;
 }
 
