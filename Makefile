@@ -31,3 +31,15 @@ test:
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) build-fuzz
+
+# The crash loop at length: N kill -9s under a stream of publishes.
+N ?= 1000
+chaos:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory $(TEST_BUILD)/build.ninja >/dev/null
+	@ninja -C $(TEST_BUILD) >/dev/null
+	@python3 tests/chaos.py --build $(TEST_BUILD) --kills $(N)
+
+# The benchmark (see bench/run and bench/RESULTS.md).
+bench:
+	@bench/run

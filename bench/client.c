@@ -86,7 +86,8 @@ static void done(struct worker *w, CURLMsg *msg)
 	long code = 0;
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 	curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &code);
-	if (msg->data.result == CURLE_OK && code >= 200 && code < 300)
+	CURLcode rc = msg->data.result;
+	if ((rc == CURLE_OK || rc == CURLE_HTTP2_STREAM) && code >= 200 && code < 300)
 		w->ok++;
 	if (w->log)
 		fprintf(w->log, "%lld %lld %ld %s\n", x->sent, now_ms(), code, x->resp);

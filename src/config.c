@@ -47,6 +47,8 @@ static const struct opt opts[] = {
 	  "longest Retry-After honoured" },
 	{ "grace", CMD_SERVE, K_DURATION, OFF(grace_ms), "10s",
 	  "on SIGTERM, how long in-flight attempts may finish" },
+	{ "lease-margin", CMD_SERVE, K_DURATION, OFF(lease_margin_ms), "30s",
+	  "a claim's lease: connect + attempt timeout + this" },
 	{ "idempotency-window", CMD_SERVE, K_DURATION, OFF(idempotency_window_ms), "24h",
 	  "how long an idempotency key is remembered" },
 	{ "conn-timeout", CMD_SERVE, K_DURATION, OFF(conn_timeout_ms), "30s",

@@ -42,7 +42,6 @@
 
 #define CLAIM_MAX 256
 #define BODY_HARD_CAP (64 * 1024) /* read at most this much of a response, keep response_keep */
-#define LEASE_MARGIN_MS 30000
 #define POLL_MAX_MS 1000
 #define NHDR 8
 
@@ -416,12 +415,21 @@ static bool answered(const struct xfer *x, CURLcode rc, long code)
 	return code > 0 && (rc == CURLE_OK || x->capped || rc == CURLE_HTTP2_STREAM);
 }
 
+
+
 /* The error text of an attempt, or NULL for a success. */
 static const char *error_text(const struct xfer *x, CURLcode rc, long code, char *buf, size_t cap)
 {
 	if (x->blocked[0])
 		return x->blocked;
 	if (answered(x, rc, code)) {
+		/* A receiver that sends an endless or huge body is misbehaving:
+		 * we stop reading (memory stays bounded) and count a failure. */
+		if (x->capped) {
+			snprintf(buf, cap, "HTTP %ld with a response body over %d bytes: stopped reading",
+			         code, BODY_HARD_CAP);
+			return buf;
+		}
 		if (code >= 200 && code < 300)
 			return NULL;
 		snprintf(buf, cap, "HTTP %ld", code);
@@ -552,7 +560,7 @@ static bool claim(struct dispatch *d, int64_t now)
 	r.in_flight = counts;
 	size_t n = 0;
 	struct hk_err err;
-	int64_t lease_until = now + cfg->connect_timeout_ms + cfg->attempt_timeout_ms + LEASE_MARGIN_MS;
+	int64_t lease_until = now + cfg->connect_timeout_ms + cfg->attempt_timeout_ms + cfg->lease_margin_ms;
 	hk_status st = store_claim(d->store, now, lease_until, cap, &r, jobs, &n, &err);
 	free(ids);
 	free(counts);

@@ -39,6 +39,7 @@ struct dispatch_config {
 	int64_t attempt_timeout_ms;
 	int64_t retry_after_cap_ms;       /* Retry-After is honoured up to this (1 h) */
 	int64_t grace_ms;                 /* shutdown: how long in-flight attempts may finish */
+	int64_t lease_margin_ms;          /* a lease lasts connect + attempt timeout + this */
 	unsigned max_in_flight;
 	unsigned max_in_flight_per_endpoint;
 	size_t response_keep;             /* bytes of response body kept (4096) */

@@ -10,6 +10,9 @@
  * records them, then the server closes.
  */
 #include <ctype.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +185,25 @@ static int bootstrap(struct store *s)
 	return 0;
 }
 
+/* Is this the only hookd on its SQLite file? It holds an advisory lock on
+ * "<db>.lock" for its lifetime (the kernel drops it if the process dies).
+ * Only then are the leases of a previous run dead for sure and released at
+ * once; otherwise they are left to expire, so a live worker is never raced. */
+static bool sole_server(const char *db)
+{
+	if (strncmp(db, "postgres", 8) == 0)
+		return false;
+	char path[4096];
+	snprintf(path, sizeof(path), "%s.lock", db);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		return true; /* fd stays open: the lock lasts as long as the process */
+	if (fd >= 0)
+		close(fd);
+	log_warn("another hookd is using this database: leases of earlier runs are left to expire", NULL);
+	return false;
+}
+
 static void wake_dispatch(void *d)
 {
 	dispatch_wake(d);
@@ -210,12 +232,13 @@ static int server_start(struct server *sv)
 	}
 	if (open_store(cfg, &sv->store) != 0 || bootstrap(sv->store) != 0)
 		return 1;
-	if (store_release_leases(sv->store, tu_now_ms(), &err) != HK_OK)
+	if (sole_server(cfg->db) && store_release_leases(sv->store, tu_now_ms(), &err) != HK_OK)
 		return 1;
 	sv->dcfg = (struct dispatch_config){
 		.schedule = cfg->schedule, .breaker_threshold = cfg->breaker_threshold,
 		.connect_timeout_ms = cfg->connect_timeout_ms, .attempt_timeout_ms = cfg->attempt_timeout_ms,
 		.retry_after_cap_ms = cfg->retry_after_cap_ms, .grace_ms = cfg->grace_ms,
+		.lease_margin_ms = cfg->lease_margin_ms,
 		.max_in_flight = (unsigned)cfg->max_in_flight,
 		.max_in_flight_per_endpoint = (unsigned)cfg->max_in_flight_per_endpoint,
 		.response_keep = 4096, .ca_file = cfg->ca_file, .allow = sv->allow,

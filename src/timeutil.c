@@ -147,15 +147,17 @@ int tu_parse_iso(const char *s, int64_t *out_ms)
 	return 0;
 }
 
-/* A non-negative integer prefix; *end at the first non-digit. */
+/* A non-negative integer prefix; *end at the first non-digit. False when
+ * there are no digits or the number is over UINT64_MAX. */
 static bool leading_uint(const char *s, uint64_t *v, const char **end)
 {
 	uint64_t n = 0;
 	const char *p = s;
 	for (; isdigit((unsigned char)*p); p++) {
-		if (n > (UINT64_MAX - 9) / 10)
+		uint64_t d = (uint64_t)(*p - '0');
+		if (n > (UINT64_MAX - d) / 10)
 			return false;
-		n = n * 10 + (uint64_t)(*p - '0');
+		n = n * 10 + d;
 	}
 	*v = n;
 	*end = p;

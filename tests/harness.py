@@ -100,11 +100,12 @@ def _sanitizer_report(text):
 
 
 class Receiver:
-    def __init__(self, build_dir, workdir, cert="server"):
+    def __init__(self, build_dir, workdir, cert="server", extra_args=()):
         self.bin = os.path.join(build_dir, "tests", "receiver")
         self.dir = workdir
         self.log = os.path.join(workdir, "requests.jsonl")
         self.cert = cert
+        self.extra = list(extra_args)
         self.proc = None
         self.port = None
 
@@ -113,7 +114,7 @@ class Receiver:
         port_file = os.path.join(self.dir, "receiver.port")
         self.proc = subprocess.Popen(
             [self.bin, "--cert", c[self.cert], "--key", c[self.cert + "_key"], "--log", self.log,
-             "--port-file", port_file], stdout=subprocess.DEVNULL,
+             "--port-file", port_file, *self.extra], stdout=subprocess.DEVNULL,
             stderr=open(os.path.join(self.dir, "receiver.err"), "w"))
         wait_until(lambda: os.path.exists(port_file) or self.proc.poll() is not None, 10,
                    "receiver port file")
@@ -155,10 +156,10 @@ class Receiver:
 class Hookd:
     """The real hookd binary on a free port with a database of its own."""
 
-    def __init__(self, build_dir, workdir, extra_args=(), env=None):
+    def __init__(self, build_dir, workdir, extra_args=(), env=None, db=None):
         self.bin = os.path.join(build_dir, "hookd")
         self.dir = workdir
-        self.db = os.path.join(workdir, "hookd.db")
+        self.db = db or os.path.join(workdir, "hookd.db")
         self.extra = list(extra_args)
         self.env = dict(os.environ)
         self.env.update({
@@ -272,18 +273,18 @@ class Context:
     def cleanup(self, fn):
         self._cleanups.append(fn)
 
-    def hookd(self, extra_args=(), env=None, start=True):
+    def hookd(self, extra_args=(), env=None, start=True, db=None):
         d = os.path.join(self.workdir, "hookd%d" % len(self.servers))
         os.makedirs(d)
-        h = Hookd(self.build_dir, d, extra_args, env)
+        h = Hookd(self.build_dir, d, extra_args, env, db)
         self.servers.append(h)
         self.cleanup(h.stop)
         return h.start() if start else h
 
-    def receiver(self, cert="server"):
+    def receiver(self, cert="server", extra_args=()):
         d = os.path.join(self.workdir, "receiver%d" % len(self.servers))
         os.makedirs(d)
-        r = Receiver(self.build_dir, d, cert)
+        r = Receiver(self.build_dir, d, cert, extra_args)
         self.servers.append(r)
         self.cleanup(r.stop)
         return r.start()

@@ -13,11 +13,17 @@
  *   /redirect[/x]                  302 to /status/200
  *   /retry-after/<s>/<code>[/x]    first request: <code> + Retry-After: s; then 200
  *   /body/<bytes>                  200 with that many bytes
+ *   /hang                          never answers (until the receiver stops)
+ *   /trickle                       200, then a body at one byte a second
+ *   /huge                          200 and a 1 GiB body
+ *   /gzip                          200, Content-Encoding: gzip, the --bomb file
+ *   /drop                          closes the connection without answering
  *   anything else                  200 "ok"
  * Every request is appended to --log as one JSON line once its body is read:
  * {"t_ms","done_ms","method","path","headers":{lowercase: value},"body","status"}.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -34,6 +40,8 @@
 #define BODY_CAP (8 << 20)
 
 static FILE *logf;
+static volatile int stopping;
+static const char *bomb_path; /* --bomb: a gzip file served at /gzip */
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* logf and counters */
 static unsigned port;
 
@@ -148,9 +156,71 @@ static unsigned behaviour(const char *path, char *extra_name, char *extra_value,
 	return 200;
 }
 
+/* Body callbacks of the hostile answers. */
+static ssize_t trickle(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls, (void)max;
+	if (pos >= 60 || stopping)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	sleep(1);
+	buf[0] = 'x';
+	return 1;
+}
+
+static ssize_t huge(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)cls;
+	if (pos >= (1ULL << 30) || stopping)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	memset(buf, 'x', max);
+	return (ssize_t)max;
+}
+
+/* The hostile answers; NULL when the path asks for none of them. */
+static struct MHD_Response *hostile(const char *path, bool *drop)
+{
+	*drop = false;
+	if (strcmp(path, "/hang") == 0) {
+		while (!stopping)
+			usleep(100000);
+		return NULL;
+	}
+	if (strcmp(path, "/drop") == 0) {
+		*drop = true;
+		return NULL;
+	}
+	if (strcmp(path, "/trickle") == 0)
+		return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 1, trickle, NULL, NULL);
+	if (strcmp(path, "/huge") == 0)
+		return MHD_create_response_from_callback(1ULL << 30, 64 * 1024, huge, NULL, NULL);
+	if (strcmp(path, "/gzip") == 0 && bomb_path) {
+		FILE *f = fopen(bomb_path, "rb");
+		if (!f)
+			return NULL;
+		fseek(f, 0, SEEK_END);
+		long n = ftell(f);
+		fclose(f);
+		int fd = open(bomb_path, O_RDONLY);
+		struct MHD_Response *r = MHD_create_response_from_fd((size_t)n, fd);
+		MHD_add_response_header(r, "Content-Encoding", "gzip");
+		return r;
+	}
+	return NULL;
+}
+
 static enum MHD_Result answer(struct MHD_Connection *c, const char *method, const char *path,
                               struct req *r)
 {
+	bool drop;
+	struct MHD_Response *h = hostile(path, &drop);
+	if (drop || h || strcmp(path, "/hang") == 0) {
+		record(c, method, path, r, h ? 200 : 0);
+		if (!h)
+			return MHD_NO; /* close the connection without an answer */
+		enum MHD_Result ok = MHD_queue_response(c, 200, h);
+		MHD_destroy_response(h);
+		return ok;
+	}
 	char name[32], value[128], text[64];
 	size_t big = 0;
 	unsigned code = r->too_big ? 413 : behaviour(path, name, value, &big);
@@ -260,6 +330,7 @@ int main(int argc, char **argv)
 		else if (strcmp(argv[i], "--port-file") == 0 && v) port_file = argv[++i];
 		else if (strcmp(argv[i], "--port") == 0 && v) port = (unsigned)atoi(argv[++i]);
 		else if (strcmp(argv[i], "--http") == 0) plain = true;
+		else if (strcmp(argv[i], "--bomb") == 0 && v) bomb_path = argv[++i];
 		else {
 			fprintf(stderr, "usage: receiver --cert PEM --key PEM --log FILE --port-file FILE [--port N] [--http]\n");
 			return 2;
@@ -286,6 +357,7 @@ int main(int argc, char **argv)
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_NOTIFY_COMPLETED, on_done, NULL,
 		MHD_OPTION_CONNECTION_LIMIT, 16384u,
+		MHD_OPTION_LISTEN_BACKLOG_SIZE, 16384u,
 		MHD_OPTION_CONNECTION_TIMEOUT, 120u,
 		plain ? MHD_OPTION_END : MHD_OPTION_HTTPS_MEM_KEY, key_pem,
 		MHD_OPTION_HTTPS_MEM_CERT, cert_pem, MHD_OPTION_END);
@@ -302,6 +374,7 @@ int main(int argc, char **argv)
 	rename(tmp, port_file);
 	int sig;
 	sigwait(&set, &sig);
+	stopping = 1;
 	MHD_stop_daemon(d);
 	fclose(logf);
 	free(cert_pem);

@@ -1,0 +1,44 @@
+"""Leases fence stale workers: a hookd paused (SIGSTOP) past its lease, then
+resumed, writes nothing; the worker that claimed the delivery after the
+lease expired is the one whose attempt counts."""
+import os
+import signal
+import time
+
+from harness import wait_until
+
+BASE = "/org/default/webhooks"
+
+
+def test_worker_paused_past_its_lease_writes_nothing(ctx):
+    r = ctx.receiver()
+    args = ["--allow-targets", "127.0.0.0/8", "--ca-file", ctx.certs["ca"],
+            "--connect-timeout", "1s", "--attempt-timeout", "3s", "--lease-margin", "0s",
+            "--retry-schedule", "1h"]
+    a = ctx.hookd(extra_args=args)
+    key = a.admin_key
+    st, ep, _ = a.request("POST", BASE + "/endpoints", {"url": r.url("/sleep/1000"), "event_types": ["*"]})
+    st, pub, _ = a.request("POST", "/v1/events", {"event_type": "x", "payload": {}})
+    assert st == 202
+    time.sleep(0.3)  # A has claimed the delivery and sent it
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        # A second worker on the same database: A's lease (1 s + 3 s) must
+        # expire before it may claim the delivery.
+        b = ctx.hookd(extra_args=args, db=a.db)
+        assert "another hookd is using this database" in b.log_text()
+
+        def detail():
+            st, ds, _ = b.request("GET", BASE + "/endpoints/" + ep["id"] + "/deliveries", key=key)
+            return ds["deliveries"][0]
+        wait_until(lambda: detail()["status"] == "succeeded", 20, "B to deliver after the lease expired")
+        reqs = r.requests("/sleep/1000")
+        assert len(reqs) == 2, "A's attempt and B's"
+        assert reqs[1]["t_ms"] - reqs[0]["t_ms"] >= 3500, "B claimed before A's lease expired"
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    # A wakes up and finishes its own attempt: its result must be fenced off.
+    wait_until(lambda: "fenced=1" in a.log_text(), 10, "A to record (and be fenced)")
+    st, d, _ = b.request("GET", BASE + "/deliveries/" + detail()["id"], key=key)
+    assert d["attempt_count"] == 1 and len(d["attempts"]) == 1, d
+    assert d["status"] == "succeeded"
