@@ -257,7 +257,7 @@ static hk_status conn_open(struct sq_store *ss, struct sq_conn **out, struct hk_
 	sqlite3_busy_timeout(c->db, ss->busy_timeout_ms);
 	if (sq_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                   " PRAGMA foreign_keys=ON; PRAGMA temp_store=MEMORY;"
-	                   " PRAGMA cache_size=-16000;") != SQLITE_OK) {
+	                   " PRAGMA cache_size=-2000;") != SQLITE_OK) {
 		sq_error(err, c->db, "pragma");
 		sqlite3_close(c->db);
 		free(c);
@@ -1205,21 +1205,35 @@ static int cmp_id(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/* May one more delivery of endpoint be claimed, with taken[] of jobs[0..n)
- * already claimed in this batch? */
-static bool has_room(const struct store_claim_room *room, const struct store_job *jobs, size_t n,
-                     const char *endpoint)
+/* Deliveries taken per endpoint in the claim under way: one entry per
+ * distinct endpoint (few in a batch), so the room check stays cheap. */
+struct tally {
+	size_t n;
+	struct {
+		const char *endpoint;
+		unsigned taken;
+	} e[256];
+};
+
+/* May one more delivery of endpoint be claimed? Counts it when so. */
+static bool take_room(const struct store_claim_room *room, struct tally *t, const char *endpoint)
 {
 	if (!room->per_endpoint)
 		return true;
-	unsigned used = 0;
+	size_t i = 0;
+	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
+		i++;
+	unsigned used = i < t->n ? t->e[i].taken : 0;
 	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
 	                                                    UUID_STR_LEN, cmp_id) : NULL;
 	if (hit)
-		used = room->in_flight[hit - room->endpoints];
-	for (size_t i = 0; i < n && used < room->per_endpoint; i++)
-		used += strcmp(jobs[i].endpoint_id, endpoint) == 0;
-	return used < room->per_endpoint;
+		used += room->in_flight[hit - room->endpoints];
+	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
+		return false;
+	if (i == t->n)
+		t->e[t->n++].endpoint = endpoint;
+	t->e[i].taken++;
+	return true;
 }
 
 /* Fill a job from a claim row: url, secret and body share one allocation. */
@@ -1263,14 +1277,19 @@ static hk_status claim_rows(struct sq_conn *c, int64_t now, int64_t lease_until,
 	/* Read a few more rows than we may take: some may lack room. */
 	sqlite3_bind_int(sel, 3, (int)cap * 4);
 	int rc;
+	struct tally t = { 0 };
 	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		if (!has_room(room, jobs, *n, (const char *)sqlite3_column_text(sel, 2)))
+		size_t known = t.n;
+		if (!take_room(room, &t, (const char *)sqlite3_column_text(sel, 2)))
 			continue;
 		if (job_from_row(sel, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
 			sqlite3_reset(sel);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
+		/* The row's text dies at the next step: the tally keeps the job's copy. */
+		if (t.n > known)
+			t.e[t.n - 1].endpoint = jobs[*n].endpoint_id;
 		(*n)++;
 	}
 	sqlite3_reset(sel);

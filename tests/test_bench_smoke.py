@@ -1,0 +1,24 @@
+"""bench/run --smoke: the benchmark at tiny sizes, so it keeps working.
+No timing is asserted: only that every figure is measured and sane."""
+import json
+import os
+import subprocess
+
+TIMEOUT = 600
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_benchmark_smoke(ctx):
+    out = os.path.join(ctx.workdir, "bench.json")
+    p = subprocess.run([os.path.join(ROOT, "bench", "run"), "--smoke", "--out", out],
+                       capture_output=True, text=True, timeout=TIMEOUT - 30)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    r = json.load(open(out))
+    for k in ("limit_rps", "ceiling_rps", "ingest_rps", "healthz_rps", "drain_rps",
+              "drain_peak_rss_mib", "inflight_peak_rss_mib", "stats_p50_ms",
+              "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz"):
+        assert isinstance(r[k], (int, float)) and r[k] > 0, (k, r.get(k))
+    # nginx stamps arrivals to the millisecond: 0 ms is a real latency here.
+    assert 0 <= r["latency_p50_ms"] <= r["latency_p99_ms"], r
+    assert r["drain_events"] >= 2000 and r["latency_events"] > 0
+    assert "drain / ceiling" in p.stdout
