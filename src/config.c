@@ -35,6 +35,8 @@ static const struct opt opts[] = {
 	{ "allow-targets", CMD_SERVE, K_STR, OFF(allow_targets), NULL,
 	  "CIDRs deliveries may reach despite the SSRF policy, comma-separated" },
 	{ "ca-file", CMD_SERVE, K_STR, OFF(ca_file), NULL, "PEM bundle to verify receivers with" },
+	{ "master-key-file", CMD_SERVE, K_STR, OFF(master_key_file), NULL,
+	  "AES-256-GCM key(s) sealing endpoint secrets at rest, made 0600 if absent (default: <db>.key)" },
 	{ "retry-schedule", CMD_SERVE, K_SCHEDULE, OFF(schedule), "5s,30s,2m,10m,30m,1h,3h,6h,12h",
 	  "delays between attempts" },
 	{ "breaker-threshold", CMD_SERVE, K_INT, OFF(breaker_threshold), "10",

@@ -32,6 +32,7 @@ struct config {
 	uint16_t listen_port;
 	const char *allow_targets;
 	const char *ca_file;
+	const char *master_key_file;
 	struct retry_schedule schedule;
 	int breaker_threshold;
 	int64_t connect_timeout_ms;

@@ -11,6 +11,7 @@
  */
 #include <ctype.h>
 #include <fcntl.h>
+#include <openssl/crypto.h>
 #include <sys/file.h>
 #include <unistd.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include "http_server.h"
 #include "log.h"
 #include "publish.h"
+#include "seal.h"
 #include "secret.h"
 #include "ssrf.h"
 #include "store.h"
@@ -53,12 +55,35 @@ static int parse(struct config *cfg, enum config_cmd cmd, const char *usage, int
 	return -1;
 }
 
-static int open_store(const struct config *cfg, struct store **s)
+static int open_store_sealed(const struct config *cfg, const struct seal *seal, struct store **s)
 {
 	struct hk_err err;
-	struct store_options opt = { .busy_timeout_ms = 10000 };
+	struct store_options opt = { .busy_timeout_ms = 10000, .seal = seal };
 	if (store_open(cfg->db, &opt, s, &err) != HK_OK) {
 		fprintf(stderr, "hookd: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+/* The commands that never read a signing secret open the store unsealed. */
+static int open_store(const struct config *cfg, struct store **s)
+{
+	return open_store_sealed(cfg, NULL, s);
+}
+
+/* Load (or create) the master key that seals secrets at rest. */
+static int load_seal(const struct config *cfg, struct seal *seal)
+{
+	char path[4096], errbuf[300];
+	if (cfg->master_key_file)
+		snprintf(path, sizeof(path), "%s", cfg->master_key_file);
+	else if (strncmp(cfg->db, "postgres", 8) == 0)
+		snprintf(path, sizeof(path), "hookd.key");
+	else
+		snprintf(path, sizeof(path), "%s.key", cfg->db);
+	if (seal_load(path, seal, errbuf, sizeof(errbuf)) != 0) {
+		fprintf(stderr, "hookd: %s\n", errbuf);
 		return -1;
 	}
 	return 0;
@@ -211,6 +236,7 @@ static void wake_dispatch(void *d)
 
 struct server {
 	struct config cfg;
+	struct seal seal;
 	struct ssrf_allow *allow;
 	struct store *store;
 	struct dispatch *dispatch;
@@ -230,7 +256,8 @@ static int server_start(struct server *sv)
 		fprintf(stderr, "hookd: --allow-targets: %s\n", errbuf);
 		return 2;
 	}
-	if (open_store(cfg, &sv->store) != 0 || bootstrap(sv->store) != 0)
+	if (load_seal(cfg, &sv->seal) != 0 || open_store_sealed(cfg, &sv->seal, &sv->store) != 0 ||
+	    bootstrap(sv->store) != 0)
 		return 1;
 	if (sole_server(cfg->db) && store_release_leases(sv->store, tu_now_ms(), &err) != HK_OK)
 		return 1;
@@ -286,6 +313,7 @@ static void server_stop(struct server *sv)
 	router_free(sv->router);
 	if (sv->store)
 		store_close(sv->store);
+	OPENSSL_cleanse(&sv->seal, sizeof(sv->seal));
 	ssrf_allow_free(sv->allow);
 }
 

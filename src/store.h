@@ -40,8 +40,11 @@ enum delivery_status { DELIVERY_PENDING = 0, DELIVERY_SUCCEEDED = 1, DELIVERY_FA
 #define STORE_SLUG_MAX 64
 #define STORE_EVENT_TYPE_MAX 129 /* 128 characters + NUL */
 
+struct seal;
+
 struct store_options {
-	int busy_timeout_ms; /* how long a writer waits for the lock (SQLite) */
+	int busy_timeout_ms;     /* how long a writer waits for the lock (SQLite) */
+	const struct seal *seal; /* seals endpoint secrets at rest; NULL: stored as given */
 };
 
 /* ---- lifecycle ---------------------------------------------------------- */
@@ -101,7 +104,7 @@ struct store_endpoint {
 	char *url;
 	char *description;
 	char *event_types; /* JSON array text, e.g. ["alert.fired"] or ["*"] */
-	char *secret;      /* plaintext here; how it rests in the store is the backend's business */
+	char *secret;      /* plaintext here; at rest it is sealed (seal.h) when the store has a seal */
 	int secret_version;
 	bool is_active;
 	bool is_primary;

@@ -25,6 +25,7 @@
 #include "store_int.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -33,6 +34,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "seal.h"
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
@@ -216,6 +218,7 @@ struct sq_conn {
 
 struct sq_store {
 	struct store base;
+	const struct seal *seal; /* NULL: secrets rest as given */
 	char *path;
 	int busy_timeout_ms;
 	pthread_key_t key;
@@ -351,6 +354,25 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
+/* A secret as it rests: sealed for the endpoint id when the store has a seal.
+ * Caller frees. */
+static char *rest_secret(const struct sq_store *ss, const char *id, const char *secret)
+{
+	return ss->seal ? seal_close(ss->seal, id, secret) : strdup(secret);
+}
+
+/* A resting secret back to plaintext. One that does not open (the wrong
+ * master key) comes back empty, so nothing is ever signed with it. */
+static char *open_secret(const struct sq_store *ss, const char *id, const char *value)
+{
+	char *plain = ss->seal ? seal_open(ss->seal, id, value) : strdup(value);
+	if (!plain && ss->seal) {
+		log_error("an endpoint secret does not open: wrong --master-key-file?", "endpoint=%s", id);
+		plain = strdup("");
+	}
+	return plain;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int sq_accepts(const char *db)
@@ -421,6 +443,7 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 	}
 	ss->base.ops = &store_sqlite_ops;
 	ss->busy_timeout_ms = opt && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 10000;
+	ss->seal = opt ? opt->seal : NULL;
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_key_create(&ss->key, NULL);
 	struct sq_conn *c = conn(ss, err);
@@ -574,14 +597,15 @@ static hk_status sq_bootstrap(struct store *s, const unsigned char admin_hash[32
 
 /* ---- endpoints ----------------------------------------------------------- */
 
-static void endpoint_from_row(sqlite3_stmt *st, struct store_endpoint *ep)
+static void endpoint_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_endpoint *ep)
 {
 	col_copy(st, 0, ep->id, sizeof(ep->id));
 	ep->org_id = sqlite3_column_int64(st, 1);
 	ep->url = col_dup(st, 2);
 	ep->description = col_dup(st, 3);
 	ep->event_types = col_dup(st, 4);
-	ep->secret = col_dup(st, 5);
+	const unsigned char *sec = sqlite3_column_text(st, 5);
+	ep->secret = open_secret(ss, ep->id, sec ? (const char *)sec : "");
 	ep->secret_version = sqlite3_column_int(st, 6);
 	ep->is_active = sqlite3_column_int(st, 7) != 0;
 	ep->is_primary = sqlite3_column_int(st, 8) != 0;
@@ -606,7 +630,10 @@ static hk_status sq_endpoint_create(struct store *s, const struct store_endpoint
 	bind_text(st, 3, ep->url);
 	bind_text(st, 4, ep->description ? ep->description : "");
 	bind_text(st, 5, ep->event_types);
-	bind_text(st, 6, ep->secret);
+	char *resting = rest_secret((struct sq_store *)s, ep->id, ep->secret);
+	if (!resting)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	sqlite3_bind_text(st, 6, resting, -1, free);
 	sqlite3_bind_int(st, 7, ep->secret_version > 0 ? ep->secret_version : 1);
 	sqlite3_bind_int(st, 8, ep->is_active);
 	sqlite3_bind_int(st, 9, ep->is_primary);
@@ -618,8 +645,8 @@ static hk_status sq_endpoint_create(struct store *s, const struct store_endpoint
 }
 
 /* Run a one-row endpoint query whose parameters are already bound. */
-static hk_status endpoint_one(struct sq_conn *c, sqlite3_stmt *st, struct store_endpoint *out,
-                              struct hk_err *err)
+static hk_status endpoint_one(const struct sq_store *ss, struct sq_conn *c, sqlite3_stmt *st,
+                              struct store_endpoint *out, struct hk_err *err)
 {
 	memset(out, 0, sizeof(*out));
 	int rc = sqlite3_step(st);
@@ -627,7 +654,7 @@ static hk_status endpoint_one(struct sq_conn *c, sqlite3_stmt *st, struct store_
 		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
 	if (rc != SQLITE_ROW)
 		return sq_error(err, c->db, "endpoint");
-	endpoint_from_row(st, out);
+	endpoint_from_row(ss, st, out);
 	sqlite3_reset(st);
 	if (!endpoint_complete(out)) {
 		store_endpoint_clear(out);
@@ -636,22 +663,22 @@ static hk_status endpoint_one(struct sq_conn *c, sqlite3_stmt *st, struct store_
 	return HK_OK;
 }
 
-static hk_status endpoint_get(struct sq_conn *c, int64_t org_id, const char *id,
-                              struct store_endpoint *out, struct hk_err *err)
+static hk_status endpoint_get(const struct sq_store *ss, struct sq_conn *c, int64_t org_id,
+                              const char *id, struct store_endpoint *out, struct hk_err *err)
 {
 	sqlite3_stmt *st = stmt(c, ST_EP_GET, err);
 	if (!st)
 		return HK_ESTORE;
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
-	return endpoint_one(c, st, out, err);
+	return endpoint_one(ss, c, st, out, err);
 }
 
 static hk_status sq_endpoint_get(struct store *s, int64_t org_id, const char *id,
                                  struct store_endpoint *out, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	return endpoint_get(c, org_id, id, out, err);
+	return endpoint_get((struct sq_store *)s, c, org_id, id, out, err);
 }
 
 static hk_status sq_endpoint_primary(struct store *s, int64_t org_id, struct store_endpoint *out,
@@ -662,7 +689,7 @@ static hk_status sq_endpoint_primary(struct store *s, int64_t org_id, struct sto
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, org_id);
-	hk_status r = endpoint_one(c, st, out, err);
+	hk_status r = endpoint_one((struct sq_store *)s, c, st, out, err);
 	if (r == HK_ENOTFOUND)
 		return hk_fail(err, HK_ENOTFOUND, "webhook_not_configured", "no webhook is configured");
 	return r;
@@ -690,7 +717,7 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
 			eps = grown;
 		}
 		memset(&eps[len], 0, sizeof(eps[len]));
-		endpoint_from_row(st, &eps[len]);
+		endpoint_from_row((struct sq_store *)s, st, &eps[len]);
 		if (!endpoint_complete(&eps[len++]))
 			break;
 	}
@@ -747,7 +774,7 @@ static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char 
 		return r;
 	r = endpoint_patch(c, org_id, id, p, err);
 	if (r == HK_OK)
-		r = endpoint_get(c, org_id, id, out, err);
+		r = endpoint_get((struct sq_store *)s, c, org_id, id, out, err);
 	if (r == HK_OK)
 		r = tx_commit(c, err);
 	if (r != HK_OK) {
@@ -796,7 +823,10 @@ static hk_status sq_endpoint_set_secret(struct store *s, int64_t org_id, const c
 		return HK_ESTORE;
 	bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
-	bind_text(st, 3, secret);
+	char *resting = rest_secret((struct sq_store *)s, id, secret);
+	if (!resting)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	sqlite3_bind_text(st, 3, resting, -1, free);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		if (version)
@@ -1237,7 +1267,7 @@ static bool take_room(const struct store_claim_room *room, struct tally *t, cons
 }
 
 /* Fill a job from a claim row: url, secret and body share one allocation. */
-static int job_from_row(sqlite3_stmt *st, struct store_job *j)
+static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_job *j)
 {
 	memset(j, 0, sizeof(*j));
 	col_copy(st, 0, j->delivery_id, sizeof(j->delivery_id));
@@ -1248,15 +1278,20 @@ static int job_from_row(sqlite3_stmt *st, struct store_job *j)
 	j->is_primary = sqlite3_column_int(st, 5) != 0;
 	const char *url = (const char *)sqlite3_column_text(st, 6);
 	size_t ul = (size_t)sqlite3_column_bytes(st, 6);
-	const char *sec = (const char *)sqlite3_column_text(st, 7);
-	size_t sl = (size_t)sqlite3_column_bytes(st, 7);
+	const unsigned char *stored = sqlite3_column_text(st, 7);
+	char *sec = open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
+	size_t sl = sec ? strlen(sec) : 0;
 	const char *body = (const char *)sqlite3_column_text(st, 8);
 	size_t bl = (size_t)sqlite3_column_bytes(st, 8);
 	j->mem = malloc(ul + sl + bl + 3);
-	if (!j->mem || !url || !sec || !body)
+	if (!j->mem || !url || !sec || !body) {
+		free(sec);
 		return -1;
+	}
 	memcpy(j->mem, url, ul + 1);
 	memcpy(j->mem + ul + 1, sec, sl + 1);
+	OPENSSL_cleanse(sec, sl);
+	free(sec);
 	memcpy(j->mem + ul + sl + 2, body, bl + 1);
 	j->url = j->mem;
 	j->secret = j->mem + ul + 1;
@@ -1265,7 +1300,7 @@ static int job_from_row(sqlite3_stmt *st, struct store_job *j)
 	return 0;
 }
 
-static hk_status claim_rows(struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
+static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
                             const struct store_claim_room *room, const char *full,
                             struct store_job *jobs, size_t *n, struct hk_err *err)
 {
@@ -1282,7 +1317,7 @@ static hk_status claim_rows(struct sq_conn *c, int64_t now, int64_t lease_until,
 		size_t known = t.n;
 		if (!take_room(room, &t, (const char *)sqlite3_column_text(sel, 2)))
 			continue;
-		if (job_from_row(sel, &jobs[*n]) != 0) {
+		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
 			sqlite3_reset(sel);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
@@ -1329,7 +1364,7 @@ static hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, uns
 	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
 	hk_status r = tx_begin(c, err);
 	if (r == HK_OK)
-		r = claim_rows(c, now, lease_until, cap, room, full, jobs, n, err);
+		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
 	if (r == HK_OK)
 		r = tx_commit(c, err);
 	if (r != HK_OK) {
