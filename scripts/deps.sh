@@ -7,7 +7,7 @@ level=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libmicrohttpd-dev libcurl4-openssl-dev
       libssl-dev libjansson-dev libsqlite3-dev libpq-dev curl ca-certificates"
 case $level in
-test|bench) pkgs="$pkgs python3 openssl sqlite3 postgresql clang llvm procps" ;;
+test|bench) pkgs="$pkgs python3 openssl sqlite3 clang libclang-rt-14-dev procps" ;;
 esac
 case $level in
 bench) pkgs="$pkgs nginx-light wrk linux-perf valgrind" ;;

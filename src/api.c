@@ -81,9 +81,7 @@ bool api_require_admin(struct http_req *req, const struct store_auth *auth)
 	return api_fail(req, &err);
 }
 
-/* Depth of JSON nesting, scanning the raw text once, so a hostile body is
- * refused before the parser recurses into it. Strings are skipped. */
-static bool json_depth_ok(const char *s, size_t len, int max)
+bool api_json_depth_ok(const char *s, size_t len, int max)
 {
 	int depth = 0;
 	bool in_str = false;
@@ -120,7 +118,7 @@ bool api_body_object(struct http_req *req, bool optional, json_t **out)
 		hk_fail(&err, HK_EBADREQ, "invalid_json", "a JSON object body is required");
 		return api_fail(req, &err);
 	}
-	if (!json_depth_ok(body, len, MAX_JSON_DEPTH)) {
+	if (!api_json_depth_ok(body, len, MAX_JSON_DEPTH)) {
 		hk_fail(&err, HK_EBADREQ, "invalid_json", "JSON nested deeper than %d levels", MAX_JSON_DEPTH);
 		return api_fail(req, &err);
 	}
@@ -221,15 +219,22 @@ hk_status api_query_int(struct http_req *req, const char *name, long lo, long hi
 {
 	const char *v = http_query(req, name);
 	*out = def;
-	if (!v)
-		return HK_OK;
-	char *end;
-	long n = strtol(v, &end, 10);
-	if (*v == '\0' || *end != '\0' || !isdigit((unsigned char)*v) || strlen(v) > 9 || n < lo || n > hi)
+	if (v && api_parse_int(v, lo, hi, out) != 0)
 		return hk_fail(err, HK_EBADREQ, "invalid_query", "%s must be an integer from %ld to %ld",
 		               name, lo, hi);
-	*out = n;
 	return HK_OK;
+}
+
+int api_parse_int(const char *v, long lo, long hi, long *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)*v) || strlen(v) > 9)
+		return -1;
+	long n = strtol(v, &end, 10);
+	if (*end != '\0' || n < lo || n > hi)
+		return -1;
+	*out = n;
+	return 0;
 }
 
 hk_status api_uuid(const char *in, const char *prefix, char out[UUID_STR_LEN], const char *what,

@@ -60,6 +60,12 @@ bool api_fail(struct http_req *req, const struct hk_err *err);
 
 /* ---- validation --------------------------------------------------------- */
 
+/* Is the JSON text nested at most max deep? One pass over the raw bytes,
+ * before the parser recurses into a hostile body. */
+bool api_json_depth_ok(const char *s, size_t len, int max);
+/* A decimal integer in [lo, hi] with no sign, space or junk; 0 or -1. */
+int api_parse_int(const char *v, long lo, long hi, long *out);
+
 /* 1-128 characters of [A-Za-z0-9_.-]. */
 bool api_valid_event_type(const char *s);
 /* A non-empty array (at most 100) of event types or "*". On success *text

@@ -236,7 +236,7 @@ static void handle_deliveries(struct http_req *req, void *ctx)
 		return;
 	struct hk_err err;
 	char id[UUID_STR_LEN];
-	long page, per_page;
+	long page = 1, per_page = 20;
 	struct store_endpoint ep = { 0 };
 	hk_status st = api_uuid(http_param(req, P_ID), NULL, id, "endpoint", &err);
 	if (st == HK_OK)
