@@ -273,3 +273,16 @@ def test_sigterm_past_grace_leaves_deliveries_pending(ctx):
     assert ds[0]["status"] in ("pending", "succeeded")
     # The abandoned attempt is made again after the restart and succeeds.
     wait_until(lambda: deliveries(h, ep)[0]["status"] == "succeeded", 15, "redelivered after restart")
+
+
+def test_proxy_environment_is_ignored(ctx):
+    # A proxy that does not exist: were it used, no delivery could arrive.
+    proxy = "http://127.0.0.1:9"
+    r = ctx.receiver()
+    h = ctx.hookd(extra_args=["--allow-targets", "127.0.0.0/8", "--ca-file", ctx.certs["ca"]],
+                  env={"https_proxy": proxy, "HTTPS_PROXY": proxy, "ALL_PROXY": proxy,
+                       "all_proxy": proxy, "NO_PROXY": ""})
+    endpoint(h, r.url("/status/200"))
+    publish(h)
+    req = r.wait_for(1, "/status/200")[0]
+    assert "via" not in req["headers"] and "proxy-authorization" not in req["headers"]
