@@ -20,6 +20,14 @@ static void handle_healthz(struct http_req *req, void *app)
 	http_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }
 
+int api_add_routes(struct router *r, const struct api_route *routes, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (router_add(r, routes[i].method, routes[i].pattern, routes[i].fn) != 0)
+			return -1;
+	return 0;
+}
+
 int api_routes(struct router *r)
 {
 	if (router_add(r, "GET", "/healthz", handle_healthz) != 0)

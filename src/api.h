@@ -35,6 +35,16 @@ struct app {
 /* Add every route of hookd to r. Returns 0, or -1 when out of memory. */
 int api_routes(struct router *r);
 
+/* One route of a module's table. */
+struct api_route {
+	const char *method;
+	const char *pattern;
+	http_handler_fn fn;
+};
+
+/* Add a module's table of n routes. 0, or -1 when out of memory. */
+int api_add_routes(struct router *r, const struct api_route *routes, size_t n);
+
 /* The routes of each module, called by api_routes. */
 int api_org_routes(struct router *r);
 int api_events_routes(struct router *r);

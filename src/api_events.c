@@ -180,8 +180,9 @@ static void handle_workspace_publish(struct http_req *req, void *ctx)
 
 int api_events_routes(struct router *r)
 {
-	if (router_add(r, "POST", "/org/{slug}/events", handle_org_publish) != 0 ||
-	    router_add(r, "POST", "/v1/events", handle_workspace_publish) != 0)
-		return -1;
-	return 0;
+	static const struct api_route routes[] = {
+		{ "POST", "/org/{slug}/events", handle_org_publish },
+		{ "POST", "/v1/events", handle_workspace_publish },
+	};
+	return api_add_routes(r, routes, sizeof(routes) / sizeof(routes[0]));
 }

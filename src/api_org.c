@@ -329,10 +329,7 @@ static void handle_retry(struct http_req *req, void *ctx)
 
 int api_org_routes(struct router *r)
 {
-	static const struct {
-		const char *method, *pattern;
-		http_handler_fn fn;
-	} routes[] = {
+	static const struct api_route routes[] = {
 		{ "POST", "/org/{slug}/webhooks/endpoints", handle_create },
 		{ "GET", "/org/{slug}/webhooks/endpoints", handle_list },
 		{ "PATCH", "/org/{slug}/webhooks/endpoints/{id}", handle_patch },
@@ -342,8 +339,5 @@ int api_org_routes(struct router *r)
 		{ "GET", "/org/{slug}/webhooks/deliveries/{id}", handle_delivery },
 		{ "POST", "/org/{slug}/webhooks/deliveries/{id}/retry", handle_retry },
 	};
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (router_add(r, routes[i].method, routes[i].pattern, routes[i].fn) != 0)
-			return -1;
-	return 0;
+	return api_add_routes(r, routes, sizeof(routes) / sizeof(routes[0]));
 }

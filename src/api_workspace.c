@@ -513,10 +513,7 @@ static void handle_stats(struct http_req *req, void *ctx)
 
 int api_workspace_routes(struct router *r)
 {
-	static const struct {
-		const char *method, *pattern;
-		http_handler_fn fn;
-	} routes[] = {
+	static const struct api_route routes[] = {
 		{ "GET", "/v1/webhooks", handle_get },
 		{ "PUT", "/v1/webhooks", handle_put },
 		{ "POST", "/v1/webhooks/rotate-signing-secret", handle_rotate },
@@ -525,8 +522,5 @@ int api_workspace_routes(struct router *r)
 		{ "GET", "/v1/webhooks/events", handle_events },
 		{ "GET", "/v1/webhooks/stats", handle_stats },
 	};
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (router_add(r, routes[i].method, routes[i].pattern, routes[i].fn) != 0)
-			return -1;
-	return 0;
+	return api_add_routes(r, routes, sizeof(routes) / sizeof(routes[0]));
 }
