@@ -117,7 +117,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                    " AND e.is_active = 1"
 	                    " AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))"
 	                    " ORDER BY d.next_attempt_at LIMIT ?3",
-	[ST_CLAIM_UPDATE] = "UPDATE deliveries SET lease = ?2, next_attempt_at = ?3 WHERE id = ?1",
+	[ST_CLAIM_UPDATE] = "UPDATE deliveries SET lease = ?2, next_attempt_at = ?3"
+	                    " WHERE id IN (SELECT value FROM json_each(?1))",
 	[ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM deliveries WHERE status = 0 AND held = 0",
 	[ST_REC_DELIVERY] = "UPDATE deliveries SET status = ?3, attempt_count = ?4, last_http_status = ?5,"
 	                    " next_attempt_at = ?6, lease = NULL WHERE id = ?1 AND lease = ?2",
@@ -1330,22 +1331,34 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 	sqlite3_reset(sel);
 	if (*n < cap && rc != SQLITE_DONE)
 		return sq_error(err, c->db, "claim");
-	int64_t leases[256];
+	if (*n == 0)
+		return HK_OK;
+	/* One lease token for the whole claim: a later claim of any of these
+	 * deliveries gets another, which is all fencing needs. */
+	int64_t lease;
+	RAND_bytes((unsigned char *)&lease, sizeof(lease));
+	lease &= INT64_MAX;
+	char *ids = malloc(*n * (UUID_STR_LEN + 3) + 3);
+	if (!ids)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	size_t len = 0;
+	ids[len++] = '[';
 	for (size_t i = 0; i < *n; i++) {
-		if (i % 256 == 0)
-			RAND_bytes((unsigned char *)leases, sizeof(leases));
-		jobs[i].lease = leases[i % 256] & INT64_MAX;
-		sqlite3_stmt *up = stmt(c, ST_CLAIM_UPDATE, err);
-		if (!up)
-			return HK_ESTORE;
-		bind_text(up, 1, jobs[i].delivery_id);
-		sqlite3_bind_int64(up, 2, jobs[i].lease);
-		sqlite3_bind_int64(up, 3, lease_until);
-		hk_status r = step_done(c, up, err);
-		if (r != HK_OK)
-			return r;
+		jobs[i].lease = lease;
+		len += (size_t)sprintf(ids + len, "%s\"%s\"", i ? "," : "", jobs[i].delivery_id);
 	}
-	return HK_OK;
+	ids[len++] = ']';
+	ids[len] = '\0';
+	sqlite3_stmt *up = stmt(c, ST_CLAIM_UPDATE, err);
+	hk_status r = up ? HK_OK : HK_ESTORE;
+	if (up) {
+		sqlite3_bind_text(up, 1, ids, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 2, lease);
+		sqlite3_bind_int64(up, 3, lease_until);
+		r = step_done(c, up, err);
+	}
+	free(ids);
+	return r;
 }
 
 static hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
@@ -1428,17 +1441,56 @@ static hk_status record_attempt(struct sq_conn *c, const struct store_result *r,
 	return step_done(c, st, err);
 }
 
-static hk_status record_rollup(struct sq_conn *c, const struct store_result *r,
-                               struct hk_err *err)
+/* The rollup counts of one batch, folded by endpoint and minute so a batch
+ * of many attempts writes one upsert per pair, not one per attempt. */
+struct rollup {
+	size_t n;
+	struct {
+		const char *endpoint;
+		int64_t minute;
+		int succeeded, failed;
+	} e[64];
+};
+
+static hk_status rollup_flush(struct sq_conn *c, struct rollup *ru, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_REC_ROLLUP, err);
-	if (!st)
-		return HK_ESTORE;
-	bind_text(st, 1, r->endpoint_id);
-	sqlite3_bind_int64(st, 2, r->started_at / 60000);
-	sqlite3_bind_int(st, 3, r->success);
-	sqlite3_bind_int(st, 4, !r->success);
-	return step_done(c, st, err);
+	for (size_t i = 0; i < ru->n; i++) {
+		sqlite3_stmt *st = stmt(c, ST_REC_ROLLUP, err);
+		if (!st)
+			return HK_ESTORE;
+		bind_text(st, 1, ru->e[i].endpoint);
+		sqlite3_bind_int64(st, 2, ru->e[i].minute);
+		sqlite3_bind_int(st, 3, ru->e[i].succeeded);
+		sqlite3_bind_int(st, 4, ru->e[i].failed);
+		hk_status h = step_done(c, st, err);
+		if (h != HK_OK)
+			return h;
+	}
+	ru->n = 0;
+	return HK_OK;
+}
+
+static hk_status rollup_add(struct sq_conn *c, struct rollup *ru, const struct store_result *r,
+                            struct hk_err *err)
+{
+	int64_t minute = r->started_at / 60000;
+	size_t i = 0;
+	while (i < ru->n && (ru->e[i].minute != minute || strcmp(ru->e[i].endpoint, r->endpoint_id) != 0))
+		i++;
+	if (i == ru->n) {
+		hk_status h = ru->n == 64 ? rollup_flush(c, ru, err) : HK_OK;
+		if (h != HK_OK)
+			return h;
+		i = ru->n++;
+		ru->e[i].endpoint = r->endpoint_id;
+		ru->e[i].minute = minute;
+		ru->e[i].succeeded = ru->e[i].failed = 0;
+	}
+	if (r->success)
+		ru->e[i].succeeded++;
+	else
+		ru->e[i].failed++;
+	return HK_OK;
 }
 
 /* Count the attempt against its endpoint; pause it at the threshold.
@@ -1471,12 +1523,13 @@ static hk_status record_breaker(struct sq_conn *c, const struct store_result *r,
 }
 
 static hk_status record_one(struct sq_conn *c, struct store_result *r, int threshold,
-                            char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+                            struct rollup *ru, char (*paused)[UUID_STR_LEN], size_t *npaused,
+                            struct hk_err *err)
 {
 	hk_status h = record_delivery(c, r, err);
 	if (h != HK_OK || r->fenced)
 		return h;
-	if ((h = record_attempt(c, r, err)) != HK_OK || (h = record_rollup(c, r, err)) != HK_OK)
+	if ((h = record_attempt(c, r, err)) != HK_OK || (h = rollup_add(c, ru, r, err)) != HK_OK)
 		return h;
 	bool tripped;
 	if ((h = record_breaker(c, r, threshold, &tripped, err)) != HK_OK)
@@ -1492,9 +1545,12 @@ static hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 {
 	CONN_OR_FAIL(s, err);
 	*npaused = 0;
+	struct rollup ru = { 0 };
 	hk_status h = tx_begin(c, err);
 	for (size_t i = 0; i < n && h == HK_OK; i++)
-		h = record_one(c, &r[i], breaker_threshold, paused, npaused, err);
+		h = record_one(c, &r[i], breaker_threshold, &ru, paused, npaused, err);
+	if (h == HK_OK)
+		h = rollup_flush(c, &ru, err);
 	if (h == HK_OK)
 		h = tx_commit(c, err);
 	if (h != HK_OK) {
