@@ -127,6 +127,9 @@ def main():
             if rc == 0:
                 passed += 1
                 print("ok - %s (%.1fs)" % (name, dt), flush=True)
+                for line in out.splitlines():  # figures a test reports, e.g. the crash loop's
+                    if line.startswith("report: "):
+                        print("   " + line[len("report: "):], flush=True)
             else:
                 failed += 1
                 print("FAIL - %s (%.1fs)\n%s" % (name, dt, out[-6000:]), flush=True)

@@ -6,7 +6,7 @@ TIMEOUT = 300
 
 
 def test_crash_loop_loses_nothing(ctx):
-    res = chaos.run(ctx, kills=24, seed=7)
+    res = chaos.run(ctx, kills=24, seed=7, log=lambda line: print("report: " + line))
     assert res["acked"] > 0
     assert res["lost"] == [], "lost acknowledged events: %s" % res["lost"][:20]
     assert res["unexpected"] == [], "deliveries of events never published: %s" % res["unexpected"][:20]
