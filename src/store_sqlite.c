@@ -22,11 +22,9 @@
  * A claimed delivery's next_attempt_at moves to its lease expiry: if hookd
  * dies mid-attempt, the row becomes due again by itself.
  */
-#include "store_int.h"
+#include "store_sqlite_int.h"
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -36,19 +34,7 @@
 #include "log.h"
 #include "seal.h"
 
-enum stmt_id {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
-	ST_ORG_INSERT, ST_ORG_GET, ST_ORG_COUNT,
-	ST_KEY_INSERT, ST_KEY_LOOKUP,
-	ST_EP_INSERT, ST_EP_GET, ST_EP_PRIMARY, ST_EP_LIST, ST_EP_UPDATE, ST_EP_DELETE,
-	ST_EP_SET_SECRET, ST_EP_HOLD, ST_EP_RELEASE, ST_EP_FANOUT, ST_ROLLUP_DELETE,
-	ST_EV_IDEM, ST_EV_IDEM_CLEAR, ST_EV_INSERT, ST_DL_INSERT,
-	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
-	ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
-	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
-	ST_RELEASE, ST_STATS,
-	ST_COUNT
-};
+
 
 #define DELIVERY_COLS \
 	"d.id, d.event_id, d.endpoint_id, d.event_type, d.status, d.attempt_count, " \
@@ -211,25 +197,9 @@ static const char *const migrations[] = {
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
-struct sq_conn {
-	sqlite3 *db;
-	sqlite3_stmt *stmt[ST_COUNT];
-	struct sq_conn *next;
-};
-
-struct sq_store {
-	struct store base;
-	const struct seal *seal; /* NULL: secrets rest as given */
-	char *path;
-	int busy_timeout_ms;
-	pthread_key_t key;
-	pthread_mutex_t lock; /* guards conns */
-	struct sq_conn *conns;
-};
-
 /* ---- connections and statements ------------------------------------------ */
 
-static hk_status sq_error(struct hk_err *err, sqlite3 *db, const char *what)
+hk_status sq_error(struct hk_err *err, sqlite3 *db, const char *what)
 {
 	int code = db ? sqlite3_errcode(db) : SQLITE_ERROR;
 	log_error("store error", "op=%s sqlite=%d", what, code);
@@ -239,7 +209,7 @@ static hk_status sq_error(struct hk_err *err, sqlite3 *db, const char *what)
 	               db ? sqlite3_errmsg(db) : what);
 }
 
-static int sq_exec(sqlite3 *db, const char *sql)
+int sq_exec(sqlite3 *db, const char *sql)
 {
 	return sqlite3_exec(db, sql, NULL, NULL, NULL);
 }
@@ -276,7 +246,7 @@ static hk_status conn_open(struct sq_store *ss, struct sq_conn **out, struct hk_
 }
 
 /* This thread's connection, opened on first use. */
-static struct sq_conn *conn(struct sq_store *ss, struct hk_err *err)
+struct sq_conn *sq_conn(struct sq_store *ss, struct hk_err *err)
 {
 	struct sq_conn *c = pthread_getspecific(ss->key);
 	if (c)
@@ -288,7 +258,7 @@ static struct sq_conn *conn(struct sq_store *ss, struct hk_err *err)
 }
 
 /* The cached statement, reset and unbound, or NULL with err filled. */
-static sqlite3_stmt *stmt(struct sq_conn *c, enum stmt_id id, struct hk_err *err)
+sqlite3_stmt *sq_stmt(struct sq_conn *c, enum stmt_id id, struct hk_err *err)
 {
 	sqlite3_stmt *st = c->stmt[id];
 	if (st) {
@@ -307,7 +277,7 @@ static sqlite3_stmt *stmt(struct sq_conn *c, enum stmt_id id, struct hk_err *err
 
 static hk_status run_simple(struct sq_conn *c, enum stmt_id id, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, id, err);
+	sqlite3_stmt *st = sq_stmt(c, id, err);
 	if (!st)
 		return HK_ESTORE;
 	int rc = sqlite3_step(st);
@@ -315,17 +285,17 @@ static hk_status run_simple(struct sq_conn *c, enum stmt_id id, struct hk_err *e
 	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, stmt_sql[id]);
 }
 
-static hk_status tx_begin(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_BEGIN, err); }
-static hk_status tx_commit(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_COMMIT, err); }
+hk_status sq_tx_begin(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_BEGIN, err); }
+hk_status sq_tx_commit(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_COMMIT, err); }
 
-static void tx_rollback(struct sq_conn *c)
+void sq_tx_rollback(struct sq_conn *c)
 {
 	if (!sqlite3_get_autocommit(c->db))
 		run_simple(c, ST_ROLLBACK, NULL);
 }
 
 /* Step a write statement that returns no row. */
-static hk_status step_done(struct sq_conn *c, sqlite3_stmt *st, struct hk_err *err)
+hk_status sq_step_done(struct sq_conn *c, sqlite3_stmt *st, struct hk_err *err)
 {
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
@@ -335,19 +305,19 @@ static hk_status step_done(struct sq_conn *c, sqlite3_stmt *st, struct hk_err *e
 	return sq_error(err, c->db, sqlite3_sql(st));
 }
 
-static char *col_dup(sqlite3_stmt *st, int i)
+char *sq_col_dup(sqlite3_stmt *st, int i)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 	return strdup(t ? (const char *)t : "");
 }
 
-static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
 {
 	const unsigned char *t = sqlite3_column_text(st, i);
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
+void sq_bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	if (s)
 		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
@@ -364,7 +334,7 @@ static char *rest_secret(const struct sq_store *ss, const char *id, const char *
 
 /* A resting secret back to plaintext. One that does not open (the wrong
  * master key) comes back empty, so nothing is ever signed with it. */
-static char *open_secret(const struct sq_store *ss, const char *id, const char *value)
+char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value)
 {
 	char *plain = ss->seal ? seal_open(ss->seal, id, value) : strdup(value);
 	if (!plain && ss->seal) {
@@ -393,7 +363,7 @@ static hk_status migrate(struct sq_conn *c, struct hk_err *err)
 		sqlite3_finalize(st);
 	}
 	if (version > SCHEMA_VERSION) {
-		tx_rollback(c);
+		sq_tx_rollback(c);
 		return hk_fail(err, HK_ESTORE, "schema_too_new",
 		               "database schema version %d is newer than this hookd (%d)", version,
 		               SCHEMA_VERSION);
@@ -447,7 +417,7 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 	ss->seal = opt ? opt->seal : NULL;
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_key_create(&ss->key, NULL);
-	struct sq_conn *c = conn(ss, err);
+	struct sq_conn *c = sq_conn(ss, err);
 	hk_status st = c ? migrate(c, err) : HK_ESTORE;
 	if (st != HK_OK) {
 		sq_close(&ss->base);
@@ -459,7 +429,7 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 
 static hk_status sq_schema_version(struct store *s, int *version, struct hk_err *err)
 {
-	struct sq_conn *c = conn((struct sq_store *)s, err);
+	struct sq_conn *c = sq_conn((struct sq_store *)s, err);
 	if (!c)
 		return HK_ESTORE;
 	sqlite3_stmt *st;
@@ -470,24 +440,18 @@ static hk_status sq_schema_version(struct store *s, int *version, struct hk_err 
 	return HK_OK;
 }
 
-/* Every operation starts the same way: this thread's connection. */
-#define CONN_OR_FAIL(s, err)                                   \
-	struct sq_conn *c = conn((struct sq_store *)(s), (err)); \
-	if (!c)                                                  \
-		return HK_ESTORE
-
 /* ---- orgs and keys ------------------------------------------------------- */
 
 static hk_status org_insert(struct sq_conn *c, const char *slug, const char *name, int64_t now,
                             int64_t *org_id, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_ORG_INSERT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_ORG_INSERT, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, slug);
-	bind_text(st, 2, name);
+	sq_bind_text(st, 1, slug);
+	sq_bind_text(st, 2, name);
 	sqlite3_bind_int64(st, 3, now);
-	hk_status r = step_done(c, st, err);
+	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_ECONFLICT)
 		return hk_fail(err, HK_ECONFLICT, "org_exists", "an org with slug %s exists", slug);
 	if (r == HK_OK && org_id)
@@ -498,14 +462,14 @@ static hk_status org_insert(struct sq_conn *c, const char *slug, const char *nam
 static hk_status key_insert(struct sq_conn *c, int64_t org_id, const unsigned char hash[32],
                             enum store_role role, int64_t now, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_KEY_INSERT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_KEY_INSERT, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, org_id);
 	sqlite3_bind_int(st, 3, (int)role);
 	sqlite3_bind_int64(st, 4, now);
-	return step_done(c, st, err);
+	return sq_step_done(c, st, err);
 }
 
 static hk_status sq_org_create(struct store *s, const char *slug, const char *name, int64_t now,
@@ -519,18 +483,18 @@ static hk_status sq_org_get(struct store *s, const char *slug, struct store_org 
                             struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_ORG_GET, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_ORG_GET, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, slug);
+	sq_bind_text(st, 1, slug);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		return hk_fail(err, HK_ENOTFOUND, "org_not_found", "no org %s", slug);
 	if (rc != SQLITE_ROW)
 		return sq_error(err, c->db, "org_get");
 	out->id = sqlite3_column_int64(st, 0);
-	col_copy(st, 1, out->slug, sizeof(out->slug));
-	col_copy(st, 2, out->name, sizeof(out->name));
+	sq_col_copy(st, 1, out->slug, sizeof(out->slug));
+	sq_col_copy(st, 2, out->name, sizeof(out->name));
 	out->created_at = sqlite3_column_int64(st, 3);
 	sqlite3_reset(st);
 	return HK_OK;
@@ -547,7 +511,7 @@ static hk_status sq_key_lookup(struct store *s, const unsigned char hash[32],
                                struct store_auth *out, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_KEY_LOOKUP, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_KEY_LOOKUP, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
@@ -557,7 +521,7 @@ static hk_status sq_key_lookup(struct store *s, const unsigned char hash[32],
 	if (rc != SQLITE_ROW)
 		return sq_error(err, c->db, "key_lookup");
 	out->org_id = sqlite3_column_int64(st, 0);
-	col_copy(st, 1, out->org_slug, sizeof(out->org_slug));
+	sq_col_copy(st, 1, out->org_slug, sizeof(out->org_slug));
 	out->role = sqlite3_column_int(st, 2) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN : STORE_ROLE_MEMBER;
 	sqlite3_reset(st);
 	return HK_OK;
@@ -568,12 +532,12 @@ static hk_status sq_bootstrap(struct store *s, const unsigned char admin_hash[32
 {
 	CONN_OR_FAIL(s, err);
 	*created = false;
-	hk_status r = tx_begin(c, err);
+	hk_status r = sq_tx_begin(c, err);
 	if (r != HK_OK)
 		return r;
-	sqlite3_stmt *st = stmt(c, ST_ORG_COUNT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_ORG_COUNT, err);
 	if (!st) {
-		tx_rollback(c);
+		sq_tx_rollback(c);
 		return HK_ESTORE;
 	}
 	int64_t orgs = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : -1;
@@ -588,9 +552,9 @@ static hk_status sq_bootstrap(struct store *s, const unsigned char admin_hash[32
 		r = sq_error(err, c->db, "bootstrap");
 	}
 	if (r == HK_OK)
-		r = tx_commit(c, err);
+		r = sq_tx_commit(c, err);
 	if (r != HK_OK) {
-		tx_rollback(c);
+		sq_tx_rollback(c);
 		*created = false;
 	}
 	return r;
@@ -600,13 +564,13 @@ static hk_status sq_bootstrap(struct store *s, const unsigned char admin_hash[32
 
 static void endpoint_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_endpoint *ep)
 {
-	col_copy(st, 0, ep->id, sizeof(ep->id));
+	sq_col_copy(st, 0, ep->id, sizeof(ep->id));
 	ep->org_id = sqlite3_column_int64(st, 1);
-	ep->url = col_dup(st, 2);
-	ep->description = col_dup(st, 3);
-	ep->event_types = col_dup(st, 4);
+	ep->url = sq_col_dup(st, 2);
+	ep->description = sq_col_dup(st, 3);
+	ep->event_types = sq_col_dup(st, 4);
 	const unsigned char *sec = sqlite3_column_text(st, 5);
-	ep->secret = open_secret(ss, ep->id, sec ? (const char *)sec : "");
+	ep->secret = sq_open_secret(ss, ep->id, sec ? (const char *)sec : "");
 	ep->secret_version = sqlite3_column_int(st, 6);
 	ep->is_active = sqlite3_column_int(st, 7) != 0;
 	ep->is_primary = sqlite3_column_int(st, 8) != 0;
@@ -623,14 +587,14 @@ static hk_status sq_endpoint_create(struct store *s, const struct store_endpoint
                                     struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_EP_INSERT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_INSERT, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, ep->id);
+	sq_bind_text(st, 1, ep->id);
 	sqlite3_bind_int64(st, 2, ep->org_id);
-	bind_text(st, 3, ep->url);
-	bind_text(st, 4, ep->description ? ep->description : "");
-	bind_text(st, 5, ep->event_types);
+	sq_bind_text(st, 3, ep->url);
+	sq_bind_text(st, 4, ep->description ? ep->description : "");
+	sq_bind_text(st, 5, ep->event_types);
 	char *resting = rest_secret((struct sq_store *)s, ep->id, ep->secret);
 	if (!resting)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
@@ -639,7 +603,7 @@ static hk_status sq_endpoint_create(struct store *s, const struct store_endpoint
 	sqlite3_bind_int(st, 8, ep->is_active);
 	sqlite3_bind_int(st, 9, ep->is_primary);
 	sqlite3_bind_int64(st, 10, ep->created_at);
-	hk_status r = step_done(c, st, err);
+	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_ECONFLICT)
 		return hk_fail(err, HK_ECONFLICT, "endpoint_exists", "the endpoint already exists");
 	return r;
@@ -667,10 +631,10 @@ static hk_status endpoint_one(const struct sq_store *ss, struct sq_conn *c, sqli
 static hk_status endpoint_get(const struct sq_store *ss, struct sq_conn *c, int64_t org_id,
                               const char *id, struct store_endpoint *out, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_EP_GET, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_GET, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
 	return endpoint_one(ss, c, st, out, err);
 }
@@ -686,7 +650,7 @@ static hk_status sq_endpoint_primary(struct store *s, int64_t org_id, struct sto
                                      struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_EP_PRIMARY, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_PRIMARY, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, org_id);
@@ -702,7 +666,7 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
 	CONN_OR_FAIL(s, err);
 	*out = NULL;
 	*n = 0;
-	sqlite3_stmt *st = stmt(c, ST_EP_LIST, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_LIST, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, org_id);
@@ -734,32 +698,32 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
 }
 
 /* Hold or release the pending deliveries of an endpoint. */
-static hk_status endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err)
+hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, hold ? ST_EP_HOLD : ST_EP_RELEASE, err);
+	sqlite3_stmt *st = sq_stmt(c, hold ? ST_EP_HOLD : ST_EP_RELEASE, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
-	return step_done(c, st, err);
+	sq_bind_text(st, 1, id);
+	return sq_step_done(c, st, err);
 }
 
 static hk_status endpoint_patch(struct sq_conn *c, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_EP_UPDATE, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_UPDATE, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
-	bind_text(st, 3, p->url);
-	bind_text(st, 4, p->description);
-	bind_text(st, 5, p->event_types);
+	sq_bind_text(st, 3, p->url);
+	sq_bind_text(st, 4, p->description);
+	sq_bind_text(st, 5, p->event_types);
 	sqlite3_bind_int(st, 6, p->is_active);
-	hk_status r = step_done(c, st, err);
+	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) == 0)
 		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
 	if (r == HK_OK && p->is_active >= 0)
-		r = endpoint_hold(c, id, p->is_active == 0, err);
+		r = sq_endpoint_hold(c, id, p->is_active == 0, err);
 	return r;
 }
 
@@ -770,16 +734,16 @@ static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char 
 	(void)now;
 	CONN_OR_FAIL(s, err);
 	memset(out, 0, sizeof(*out));
-	hk_status r = tx_begin(c, err);
+	hk_status r = sq_tx_begin(c, err);
 	if (r != HK_OK)
 		return r;
 	r = endpoint_patch(c, org_id, id, p, err);
 	if (r == HK_OK)
 		r = endpoint_get((struct sq_store *)s, c, org_id, id, out, err);
 	if (r == HK_OK)
-		r = tx_commit(c, err);
+		r = sq_tx_commit(c, err);
 	if (r != HK_OK) {
-		tx_rollback(c);
+		sq_tx_rollback(c);
 		store_endpoint_clear(out);
 	}
 	return r;
@@ -789,29 +753,29 @@ static hk_status sq_endpoint_delete(struct store *s, int64_t org_id, const char 
                                     struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	hk_status r = tx_begin(c, err);
+	hk_status r = sq_tx_begin(c, err);
 	if (r != HK_OK)
 		return r;
-	sqlite3_stmt *st = stmt(c, ST_EP_DELETE, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_DELETE, err);
 	if (!st) {
-		tx_rollback(c);
+		sq_tx_rollback(c);
 		return HK_ESTORE;
 	}
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
-	r = step_done(c, st, err);
+	r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) == 0)
 		r = hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
-	if (r == HK_OK && (st = stmt(c, ST_ROLLUP_DELETE, err)) != NULL) {
-		bind_text(st, 1, id);
-		r = step_done(c, st, err);
+	if (r == HK_OK && (st = sq_stmt(c, ST_ROLLUP_DELETE, err)) != NULL) {
+		sq_bind_text(st, 1, id);
+		r = sq_step_done(c, st, err);
 	} else if (r == HK_OK) {
 		r = HK_ESTORE;
 	}
 	if (r == HK_OK)
-		r = tx_commit(c, err);
+		r = sq_tx_commit(c, err);
 	if (r != HK_OK)
-		tx_rollback(c);
+		sq_tx_rollback(c);
 	return r;
 }
 
@@ -819,10 +783,10 @@ static hk_status sq_endpoint_set_secret(struct store *s, int64_t org_id, const c
                                         const char *secret, int *version, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_EP_SET_SECRET, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_SET_SECRET, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
 	char *resting = rest_secret((struct sq_store *)s, id, secret);
 	if (!resting)
@@ -870,7 +834,7 @@ static hk_status fan_load(struct sq_conn *c, int64_t org_id, struct fan_cache *f
 	if (fc->loaded && fc->org_id == org_id)
 		return HK_OK;
 	fan_clear(fc);
-	sqlite3_stmt *st = stmt(c, ST_EP_FANOUT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_FANOUT, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, org_id);
@@ -885,7 +849,7 @@ static hk_status fan_load(struct sq_conn *c, int64_t org_id, struct fan_cache *f
 			fc->eps = grown;
 		}
 		struct fan_ep *e = &fc->eps[fc->n++];
-		col_copy(st, 0, e->id, sizeof(e->id));
+		sq_col_copy(st, 0, e->id, sizeof(e->id));
 		e->active = sqlite3_column_int(st, 1) != 0;
 		e->types = json_loads((const char *)sqlite3_column_text(st, 2), 0, NULL);
 	}
@@ -915,11 +879,11 @@ static bool subscribes(const json_t *types, const char *event_type)
  * or conflict), 0 when it must be published, -1 on a store failure. */
 static int idem_check(struct sq_conn *c, struct store_publish *it, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_EV_IDEM, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EV_IDEM, err);
 	if (!st)
 		return -1;
 	sqlite3_bind_int64(st, 1, it->org_id);
-	bind_text(st, 2, it->idem_key);
+	sq_bind_text(st, 2, it->idem_key);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
 		return 0;
@@ -928,7 +892,7 @@ static int idem_check(struct sq_conn *c, struct store_publish *it, struct hk_err
 		return -1;
 	}
 	char old_id[UUID_STR_LEN];
-	col_copy(st, 0, old_id, sizeof(old_id));
+	sq_col_copy(st, 0, old_id, sizeof(old_id));
 	const void *hash = sqlite3_column_blob(st, 1);
 	bool same = hash && sqlite3_column_bytes(st, 1) == 32 && memcmp(hash, it->req_hash, 32) == 0;
 	int fanout = sqlite3_column_int(st, 2);
@@ -936,11 +900,11 @@ static int idem_check(struct sq_conn *c, struct store_publish *it, struct hk_err
 	sqlite3_reset(st);
 	if (at + it->idem_window_ms <= it->created_at) {
 		/* Expired: forget the key on the old event so the new one may take it. */
-		st = stmt(c, ST_EV_IDEM_CLEAR, err);
+		st = sq_stmt(c, ST_EV_IDEM_CLEAR, err);
 		if (!st)
 			return -1;
-		bind_text(st, 1, old_id);
-		return step_done(c, st, err) == HK_OK ? 0 : -1;
+		sq_bind_text(st, 1, old_id);
+		return sq_step_done(c, st, err) == HK_OK ? 0 : -1;
 	}
 	if (!same) {
 		it->status = HK_ECONFLICT;
@@ -956,7 +920,7 @@ static hk_status delivery_insert(struct sq_conn *c, const struct store_publish *
                                  const char *endpoint_id, bool active, char *id_out,
                                  struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_DL_INSERT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_DL_INSERT, err);
 	if (!st)
 		return HK_ESTORE;
 	bool test = it->only_endpoint != NULL;
@@ -964,34 +928,34 @@ static hk_status delivery_insert(struct sq_conn *c, const struct store_publish *
 		memcpy(id_out, it->delivery_id, UUID_STR_LEN);
 	else
 		uuid_v7(id_out);
-	bind_text(st, 1, id_out);
-	bind_text(st, 2, endpoint_id);
-	bind_text(st, 3, it->event_id);
-	bind_text(st, 4, it->event_type);
+	sq_bind_text(st, 1, id_out);
+	sq_bind_text(st, 2, endpoint_id);
+	sq_bind_text(st, 3, it->event_id);
+	sq_bind_text(st, 4, it->event_type);
 	sqlite3_bind_int64(st, 5, it->created_at);
 	sqlite3_bind_int64(st, 6, it->created_at);
 	sqlite3_bind_int(st, 7, !active);
 	sqlite3_bind_int(st, 8, test);
 	sqlite3_bind_int(st, 9, test);
-	return step_done(c, st, err);
+	return sq_step_done(c, st, err);
 }
 
 static hk_status event_insert(struct sq_conn *c, const struct store_publish *it, int fanout,
                               struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_EV_INSERT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EV_INSERT, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, it->event_id);
+	sq_bind_text(st, 1, it->event_id);
 	sqlite3_bind_int64(st, 2, it->org_id);
-	bind_text(st, 3, it->event_type);
+	sq_bind_text(st, 3, it->event_type);
 	sqlite3_bind_text(st, 4, it->body, (int)it->body_len, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 5, it->created_at);
-	bind_text(st, 6, it->idem_key);
+	sq_bind_text(st, 6, it->idem_key);
 	if (it->idem_key)
 		sqlite3_bind_blob(st, 7, it->req_hash, 32, SQLITE_STATIC);
 	sqlite3_bind_int(st, 8, fanout);
-	return step_done(c, st, err);
+	return sq_step_done(c, st, err);
 }
 
 static hk_status publish_one(struct sq_conn *c, struct store_publish *it, struct fan_cache *fc,
@@ -1037,7 +1001,7 @@ static hk_status sq_publish_batch(struct store *s, struct store_publish *items, 
                                   struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	hk_status r = tx_begin(c, err);
+	hk_status r = sq_tx_begin(c, err);
 	if (r != HK_OK)
 		return r;
 	struct fan_cache fc = { 0 };
@@ -1045,9 +1009,9 @@ static hk_status sq_publish_batch(struct store *s, struct store_publish *items, 
 		r = publish_one(c, &items[i], &fc, err);
 	fan_clear(&fc);
 	if (r == HK_OK)
-		r = tx_commit(c, err);
+		r = sq_tx_commit(c, err);
 	if (r != HK_OK)
-		tx_rollback(c);
+		sq_tx_rollback(c);
 	return r;
 }
 
@@ -1055,10 +1019,10 @@ static hk_status sq_publish_batch(struct store *s, struct store_publish *items, 
 
 static void delivery_from_row(sqlite3_stmt *st, struct store_delivery *d)
 {
-	col_copy(st, 0, d->id, sizeof(d->id));
-	col_copy(st, 1, d->event_id, sizeof(d->event_id));
-	col_copy(st, 2, d->endpoint_id, sizeof(d->endpoint_id));
-	col_copy(st, 3, d->event_type, sizeof(d->event_type));
+	sq_col_copy(st, 0, d->id, sizeof(d->id));
+	sq_col_copy(st, 1, d->event_id, sizeof(d->event_id));
+	sq_col_copy(st, 2, d->endpoint_id, sizeof(d->endpoint_id));
+	sq_col_copy(st, 3, d->event_type, sizeof(d->event_type));
 	d->status = (enum delivery_status)sqlite3_column_int(st, 4);
 	d->attempt_count = sqlite3_column_int(st, 5);
 	d->last_http_status = sqlite3_column_int(st, 6);
@@ -1069,7 +1033,7 @@ static void delivery_from_row(sqlite3_stmt *st, struct store_delivery *d)
 
 static void bind_filter(sqlite3_stmt *st, const struct store_delivery_filter *f)
 {
-	bind_text(st, 1, f->endpoint_id);
+	sq_bind_text(st, 1, f->endpoint_id);
 	sqlite3_bind_int64(st, 2, f->org_id);
 	sqlite3_bind_int64(st, 3, f->created_from);
 	sqlite3_bind_int64(st, 4, f->created_to > 0 ? f->created_to : INT64_MAX);
@@ -1079,7 +1043,7 @@ static void bind_filter(sqlite3_stmt *st, const struct store_delivery_filter *f)
 static hk_status delivery_count(struct sq_conn *c, const struct store_delivery_filter *f,
                                 int64_t *total, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_DL_COUNT, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_DL_COUNT, err);
 	if (!st)
 		return HK_ESTORE;
 	bind_filter(st, f);
@@ -1100,7 +1064,7 @@ static hk_status sq_delivery_list(struct store *s, const struct store_delivery_f
 	struct store_delivery *ds = f->limit ? calloc(f->limit, sizeof(*ds)) : NULL;
 	if (f->limit && !ds)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	sqlite3_stmt *st = stmt(c, ST_DL_LIST, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_DL_LIST, err);
 	if (!st) {
 		free(ds);
 		return HK_ESTORE;
@@ -1126,10 +1090,10 @@ static hk_status sq_delivery_list(struct store *s, const struct store_delivery_f
 static hk_status attempts_load(struct sq_conn *c, const char *id, struct store_attempt **out,
                                size_t *n, struct hk_err *err)
 {
-	sqlite3_stmt *st = stmt(c, ST_AT_LIST, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_AT_LIST, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	size_t cap = 0, len = 0;
 	struct store_attempt *a = NULL;
 	int rc;
@@ -1146,7 +1110,7 @@ static hk_status attempts_load(struct sq_conn *c, const char *id, struct store_a
 		t->started_at = sqlite3_column_int64(st, 1);
 		t->duration_ms = sqlite3_column_int(st, 2);
 		t->http_status = sqlite3_column_int(st, 3);
-		t->error = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : col_dup(st, 4);
+		t->error = sqlite3_column_type(st, 4) == SQLITE_NULL ? NULL : sq_col_dup(st, 4);
 		t->response_len = (size_t)sqlite3_column_bytes(st, 5);
 		t->response_body = malloc(t->response_len + 1);
 		if (t->response_body) {
@@ -1174,10 +1138,10 @@ static hk_status sq_delivery_get(struct store *s, int64_t org_id, const char *id
 	*body = NULL;
 	*attempts = NULL;
 	*nattempts = 0;
-	sqlite3_stmt *st = stmt(c, ST_DL_GET, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_DL_GET, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
 	int rc = sqlite3_step(st);
 	if (rc == SQLITE_DONE)
@@ -1185,7 +1149,7 @@ static hk_status sq_delivery_get(struct store *s, int64_t org_id, const char *id
 	if (rc != SQLITE_ROW)
 		return sq_error(err, c->db, "delivery_get");
 	delivery_from_row(st, out);
-	*body = col_dup(st, 10);
+	*body = sq_col_dup(st, 10);
 	sqlite3_reset(st);
 	hk_status r = *body ? attempts_load(c, id, attempts, nattempts, err)
 	                    : hk_fail(err, HK_ENOMEM, NULL, "out of memory");
@@ -1200,419 +1164,16 @@ static hk_status sq_delivery_retry(struct store *s, int64_t org_id, const char *
                                    struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_DL_RETRY, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_DL_RETRY, err);
 	if (!st)
 		return HK_ESTORE;
-	bind_text(st, 1, id);
+	sq_bind_text(st, 1, id);
 	sqlite3_bind_int64(st, 2, org_id);
 	sqlite3_bind_int64(st, 3, now);
-	hk_status r = step_done(c, st, err);
+	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) == 0)
 		return hk_fail(err, HK_ENOTFOUND, "delivery_not_found", "no such delivery");
 	return r;
-}
-
-/* ---- the dispatcher's side ----------------------------------------------- */
-
-/* A JSON array of the endpoints already at their cap, for json_each(), so
- * the claim query never even reads their due rows. Caller frees. */
-static char *full_json(const struct store_claim_room *room)
-{
-	char *s = malloc(3 + room->n * (UUID_STR_LEN + 3));
-	if (!s)
-		return NULL;
-	size_t n = 0;
-	s[n++] = '[';
-	for (size_t i = 0; i < room->n; i++)
-		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
-			n += (size_t)sprintf(s + n, "%s\"%s\"", n > 1 ? "," : "", room->endpoints[i]);
-	s[n++] = ']';
-	s[n] = '\0';
-	return s;
-}
-
-static int cmp_id(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-/* Deliveries taken per endpoint in the claim under way: one entry per
- * distinct endpoint (few in a batch), so the room check stays cheap. */
-struct tally {
-	size_t n;
-	struct {
-		const char *endpoint;
-		unsigned taken;
-	} e[256];
-};
-
-/* May one more delivery of endpoint be claimed? Counts it when so. */
-static bool take_room(const struct store_claim_room *room, struct tally *t, const char *endpoint)
-{
-	if (!room->per_endpoint)
-		return true;
-	size_t i = 0;
-	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
-		i++;
-	unsigned used = i < t->n ? t->e[i].taken : 0;
-	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
-	                                                    UUID_STR_LEN, cmp_id) : NULL;
-	if (hit)
-		used += room->in_flight[hit - room->endpoints];
-	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
-		return false;
-	if (i == t->n)
-		t->e[t->n++].endpoint = endpoint;
-	t->e[i].taken++;
-	return true;
-}
-
-/* Fill a job from a claim row: url, secret and body share one allocation. */
-static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_job *j)
-{
-	memset(j, 0, sizeof(*j));
-	col_copy(st, 0, j->delivery_id, sizeof(j->delivery_id));
-	col_copy(st, 1, j->event_id, sizeof(j->event_id));
-	col_copy(st, 2, j->endpoint_id, sizeof(j->endpoint_id));
-	j->attempt_count = sqlite3_column_int(st, 3);
-	j->no_retry = sqlite3_column_int(st, 4) != 0;
-	j->is_primary = sqlite3_column_int(st, 5) != 0;
-	const char *url = (const char *)sqlite3_column_text(st, 6);
-	size_t ul = (size_t)sqlite3_column_bytes(st, 6);
-	const unsigned char *stored = sqlite3_column_text(st, 7);
-	char *sec = open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
-	size_t sl = sec ? strlen(sec) : 0;
-	const char *body = (const char *)sqlite3_column_text(st, 8);
-	size_t bl = (size_t)sqlite3_column_bytes(st, 8);
-	j->mem = malloc(ul + sl + bl + 3);
-	if (!j->mem || !url || !sec || !body) {
-		free(sec);
-		return -1;
-	}
-	memcpy(j->mem, url, ul + 1);
-	memcpy(j->mem + ul + 1, sec, sl + 1);
-	OPENSSL_cleanse(sec, sl);
-	free(sec);
-	memcpy(j->mem + ul + sl + 2, body, bl + 1);
-	j->url = j->mem;
-	j->secret = j->mem + ul + 1;
-	j->body = j->mem + ul + sl + 2;
-	j->body_len = bl;
-	return 0;
-}
-
-static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
-                            const struct store_claim_room *room, const char *full,
-                            struct store_job *jobs, size_t *n, struct hk_err *err)
-{
-	sqlite3_stmt *sel = stmt(c, ST_CLAIM_SELECT, err);
-	if (!sel)
-		return HK_ESTORE;
-	sqlite3_bind_int64(sel, 1, now);
-	bind_text(sel, 2, full);
-	/* Read a few more rows than we may take: some may lack room. */
-	sqlite3_bind_int(sel, 3, (int)cap * 4);
-	int rc;
-	struct tally t = { 0 };
-	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		size_t known = t.n;
-		if (!take_room(room, &t, (const char *)sqlite3_column_text(sel, 2)))
-			continue;
-		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
-			store_job_clear(&jobs[*n]);
-			sqlite3_reset(sel);
-			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-		}
-		/* The row's text dies at the next step: the tally keeps the job's copy. */
-		if (t.n > known)
-			t.e[t.n - 1].endpoint = jobs[*n].endpoint_id;
-		(*n)++;
-	}
-	sqlite3_reset(sel);
-	if (*n < cap && rc != SQLITE_DONE)
-		return sq_error(err, c->db, "claim");
-	if (*n == 0)
-		return HK_OK;
-	/* One lease token for the whole claim: a later claim of any of these
-	 * deliveries gets another, which is all fencing needs. */
-	int64_t lease;
-	RAND_bytes((unsigned char *)&lease, sizeof(lease));
-	lease &= INT64_MAX;
-	char *ids = malloc(*n * (UUID_STR_LEN + 3) + 3);
-	if (!ids)
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	size_t len = 0;
-	ids[len++] = '[';
-	for (size_t i = 0; i < *n; i++) {
-		jobs[i].lease = lease;
-		len += (size_t)sprintf(ids + len, "%s\"%s\"", i ? "," : "", jobs[i].delivery_id);
-	}
-	ids[len++] = ']';
-	ids[len] = '\0';
-	sqlite3_stmt *up = stmt(c, ST_CLAIM_UPDATE, err);
-	hk_status r = up ? HK_OK : HK_ESTORE;
-	if (up) {
-		sqlite3_bind_text(up, 1, ids, (int)len, SQLITE_STATIC);
-		sqlite3_bind_int64(up, 2, lease);
-		sqlite3_bind_int64(up, 3, lease_until);
-		r = step_done(c, up, err);
-	}
-	free(ids);
-	return r;
-}
-
-static hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
-                          const struct store_claim_room *room, struct store_job *jobs, size_t *n,
-                          struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	*n = 0;
-	static const struct store_claim_room no_room = { 0 };
-	if (!room)
-		room = &no_room;
-	char *full = full_json(room);
-	if (!full)
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
-	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
-	hk_status r = tx_begin(c, err);
-	if (r == HK_OK)
-		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
-	if (r == HK_OK)
-		r = tx_commit(c, err);
-	if (r != HK_OK) {
-		tx_rollback(c);
-		for (size_t i = 0; i < *n; i++)
-			store_job_clear(&jobs[i]);
-		*n = 0;
-	}
-	sq_exec(c->db, "PRAGMA synchronous=FULL");
-	free(full);
-	return r;
-}
-
-static hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_NEXT_DUE, err);
-	if (!st)
-		return HK_ESTORE;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return sq_error(err, c->db, "next_due");
-	*when = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return HK_OK;
-}
-
-/* Write one delivery's new state; *fenced when its lease no longer holds. */
-static hk_status record_delivery(struct sq_conn *c, struct store_result *r, struct hk_err *err)
-{
-	sqlite3_stmt *st = stmt(c, ST_REC_DELIVERY, err);
-	if (!st)
-		return HK_ESTORE;
-	bind_text(st, 1, r->delivery_id);
-	sqlite3_bind_int64(st, 2, r->lease);
-	sqlite3_bind_int(st, 3, (int)r->status);
-	sqlite3_bind_int(st, 4, r->attempt_number);
-	if (r->http_status > 0)
-		sqlite3_bind_int(st, 5, r->http_status);
-	if (r->status == DELIVERY_PENDING)
-		sqlite3_bind_int64(st, 6, r->next_attempt_at);
-	hk_status rc = step_done(c, st, err);
-	r->fenced = rc == HK_OK && sqlite3_changes(c->db) == 0;
-	return rc;
-}
-
-static hk_status record_attempt(struct sq_conn *c, const struct store_result *r,
-                                struct hk_err *err)
-{
-	sqlite3_stmt *st = stmt(c, ST_REC_ATTEMPT, err);
-	if (!st)
-		return HK_ESTORE;
-	bind_text(st, 1, r->delivery_id);
-	sqlite3_bind_int(st, 2, r->attempt_number);
-	sqlite3_bind_int64(st, 3, r->started_at);
-	sqlite3_bind_int(st, 4, r->duration_ms);
-	if (r->http_status > 0)
-		sqlite3_bind_int(st, 5, r->http_status);
-	bind_text(st, 6, r->error);
-	sqlite3_bind_blob(st, 7, r->response_body ? r->response_body : "", (int)r->response_len,
-	                  SQLITE_STATIC);
-	return step_done(c, st, err);
-}
-
-/* The rollup counts of one batch, folded by endpoint and minute so a batch
- * of many attempts writes one upsert per pair, not one per attempt. */
-struct rollup {
-	size_t n;
-	struct {
-		const char *endpoint;
-		int64_t minute;
-		int succeeded, failed;
-	} e[64];
-};
-
-static hk_status rollup_flush(struct sq_conn *c, struct rollup *ru, struct hk_err *err)
-{
-	for (size_t i = 0; i < ru->n; i++) {
-		sqlite3_stmt *st = stmt(c, ST_REC_ROLLUP, err);
-		if (!st)
-			return HK_ESTORE;
-		bind_text(st, 1, ru->e[i].endpoint);
-		sqlite3_bind_int64(st, 2, ru->e[i].minute);
-		sqlite3_bind_int(st, 3, ru->e[i].succeeded);
-		sqlite3_bind_int(st, 4, ru->e[i].failed);
-		hk_status h = step_done(c, st, err);
-		if (h != HK_OK)
-			return h;
-	}
-	ru->n = 0;
-	return HK_OK;
-}
-
-static hk_status rollup_add(struct sq_conn *c, struct rollup *ru, const struct store_result *r,
-                            struct hk_err *err)
-{
-	int64_t minute = r->started_at / 60000;
-	size_t i = 0;
-	while (i < ru->n && (ru->e[i].minute != minute || strcmp(ru->e[i].endpoint, r->endpoint_id) != 0))
-		i++;
-	if (i == ru->n) {
-		hk_status h = ru->n == 64 ? rollup_flush(c, ru, err) : HK_OK;
-		if (h != HK_OK)
-			return h;
-		i = ru->n++;
-		ru->e[i].endpoint = r->endpoint_id;
-		ru->e[i].minute = minute;
-		ru->e[i].succeeded = ru->e[i].failed = 0;
-	}
-	if (r->success)
-		ru->e[i].succeeded++;
-	else
-		ru->e[i].failed++;
-	return HK_OK;
-}
-
-/* Count the attempt against its endpoint; pause it at the threshold.
- * *paused (OUT) says whether this attempt tripped the breaker. */
-static hk_status record_breaker(struct sq_conn *c, const struct store_result *r, int threshold,
-                                bool *paused, struct hk_err *err)
-{
-	*paused = false;
-	sqlite3_stmt *st = stmt(c, ST_REC_ENDPOINT, err);
-	if (!st)
-		return HK_ESTORE;
-	bind_text(st, 1, r->endpoint_id);
-	sqlite3_bind_int(st, 2, r->success);
-	int rc = sqlite3_step(st);
-	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-		return sq_error(err, c->db, "breaker");
-	bool trip = rc == SQLITE_ROW && threshold > 0 && sqlite3_column_int(st, 0) >= threshold &&
-	            sqlite3_column_int(st, 1) == 1;
-	sqlite3_reset(st);
-	if (!trip)
-		return HK_OK;
-	if (!(st = stmt(c, ST_REC_PAUSE, err)))
-		return HK_ESTORE;
-	bind_text(st, 1, r->endpoint_id);
-	hk_status h = step_done(c, st, err);
-	if (h == HK_OK)
-		h = endpoint_hold(c, r->endpoint_id, true, err);
-	*paused = h == HK_OK;
-	return h;
-}
-
-static hk_status record_one(struct sq_conn *c, struct store_result *r, int threshold,
-                            struct rollup *ru, char (*paused)[UUID_STR_LEN], size_t *npaused,
-                            struct hk_err *err)
-{
-	hk_status h = record_delivery(c, r, err);
-	if (h != HK_OK || r->fenced)
-		return h;
-	if ((h = record_attempt(c, r, err)) != HK_OK || (h = rollup_add(c, ru, r, err)) != HK_OK)
-		return h;
-	bool tripped;
-	if ((h = record_breaker(c, r, threshold, &tripped, err)) != HK_OK)
-		return h;
-	if (tripped)
-		memcpy(paused[(*npaused)++], r->endpoint_id, UUID_STR_LEN);
-	return HK_OK;
-}
-
-static hk_status sq_record(struct store *s, struct store_result *r, size_t n,
-                           int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused,
-                           struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	*npaused = 0;
-	struct rollup ru = { 0 };
-	hk_status h = tx_begin(c, err);
-	for (size_t i = 0; i < n && h == HK_OK; i++)
-		h = record_one(c, &r[i], breaker_threshold, &ru, paused, npaused, err);
-	if (h == HK_OK)
-		h = rollup_flush(c, &ru, err);
-	if (h == HK_OK)
-		h = tx_commit(c, err);
-	if (h != HK_OK) {
-		tx_rollback(c);
-		*npaused = 0;
-	}
-	return h;
-}
-
-static hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = stmt(c, ST_RELEASE, err);
-	if (!st)
-		return HK_ESTORE;
-	sqlite3_bind_int64(st, 1, now);
-	hk_status r = step_done(c, st, err);
-	if (r == HK_OK && sqlite3_changes(c->db) > 0)
-		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
-	return r;
-}
-
-/* ---- statistics ---------------------------------------------------------- */
-
-static hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
-                          int64_t bucket_ms, struct store_stat **out, size_t *n,
-                          struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	*out = NULL;
-	*n = 0;
-	sqlite3_stmt *st = stmt(c, ST_STATS, err);
-	if (!st)
-		return HK_ESTORE;
-	bind_text(st, 1, endpoint_id);
-	sqlite3_bind_int64(st, 2, start / 60000);
-	sqlite3_bind_int64(st, 3, (end + 59999) / 60000);
-	sqlite3_bind_int64(st, 4, bucket_ms);
-	size_t cap = 0, len = 0;
-	struct store_stat *a = NULL;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (len == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct store_stat *grown = realloc(a, cap * sizeof(*a));
-			if (!grown)
-				break;
-			a = grown;
-		}
-		a[len].bucket_start = sqlite3_column_int64(st, 0);
-		a[len].succeeded = sqlite3_column_int64(st, 1);
-		a[len++].failed = sqlite3_column_int64(st, 2);
-	}
-	sqlite3_reset(st);
-	if (rc != SQLITE_DONE) {
-		free(a);
-		return rc == SQLITE_ROW ? hk_fail(err, HK_ENOMEM, NULL, "out of memory")
-		                        : sq_error(err, c->db, "stats");
-	}
-	*out = a;
-	*n = len;
-	return HK_OK;
 }
 
 const struct store_ops store_sqlite_ops = {

@@ -1,0 +1,420 @@
+/*
+ * store_sqlite_dispatch: the SQLite backend's side of the dispatcher (see
+ * store.h): claiming due deliveries with a lease, recording batches of
+ * attempts with the circuit breaker and the per-minute rollup, releasing
+ * dead leases, and answering statistics from the rollup. The design notes
+ * (durability, the partial index, leases) are at the top of store_sqlite.c.
+ */
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "store_sqlite_int.h"
+
+/* ---- the dispatcher's side ----------------------------------------------- */
+
+/* A JSON array of the endpoints already at their cap, for json_each(), so
+ * the claim query never even reads their due rows. Caller frees. */
+static char *full_json(const struct store_claim_room *room)
+{
+	char *s = malloc(3 + room->n * (UUID_STR_LEN + 3));
+	if (!s)
+		return NULL;
+	size_t n = 0;
+	s[n++] = '[';
+	for (size_t i = 0; i < room->n; i++)
+		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
+			n += (size_t)sprintf(s + n, "%s\"%s\"", n > 1 ? "," : "", room->endpoints[i]);
+	s[n++] = ']';
+	s[n] = '\0';
+	return s;
+}
+
+int sq_cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+/* Deliveries taken per endpoint in the claim under way: one entry per
+ * distinct endpoint (few in a batch), so the room check stays cheap. */
+struct tally {
+	size_t n;
+	struct {
+		const char *endpoint;
+		unsigned taken;
+	} e[256];
+};
+
+/* May one more delivery of endpoint be claimed? Counts it when so. */
+static bool take_room(const struct store_claim_room *room, struct tally *t, const char *endpoint)
+{
+	if (!room->per_endpoint)
+		return true;
+	size_t i = 0;
+	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
+		i++;
+	unsigned used = i < t->n ? t->e[i].taken : 0;
+	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
+	                                                    UUID_STR_LEN, sq_cmp_id) : NULL;
+	if (hit)
+		used += room->in_flight[hit - room->endpoints];
+	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
+		return false;
+	if (i == t->n)
+		t->e[t->n++].endpoint = endpoint;
+	t->e[i].taken++;
+	return true;
+}
+
+/* Fill a job from a claim row: url, secret and body share one allocation. */
+static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	sq_col_copy(st, 0, j->delivery_id, sizeof(j->delivery_id));
+	sq_col_copy(st, 1, j->event_id, sizeof(j->event_id));
+	sq_col_copy(st, 2, j->endpoint_id, sizeof(j->endpoint_id));
+	j->attempt_count = sqlite3_column_int(st, 3);
+	j->no_retry = sqlite3_column_int(st, 4) != 0;
+	j->is_primary = sqlite3_column_int(st, 5) != 0;
+	const char *url = (const char *)sqlite3_column_text(st, 6);
+	size_t ul = (size_t)sqlite3_column_bytes(st, 6);
+	const unsigned char *stored = sqlite3_column_text(st, 7);
+	char *sec = sq_open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
+	size_t sl = sec ? strlen(sec) : 0;
+	const char *body = (const char *)sqlite3_column_text(st, 8);
+	size_t bl = (size_t)sqlite3_column_bytes(st, 8);
+	j->mem = malloc(ul + sl + bl + 3);
+	if (!j->mem || !url || !sec || !body) {
+		free(sec);
+		return -1;
+	}
+	memcpy(j->mem, url, ul + 1);
+	memcpy(j->mem + ul + 1, sec, sl + 1);
+	OPENSSL_cleanse(sec, sl);
+	free(sec);
+	memcpy(j->mem + ul + sl + 2, body, bl + 1);
+	j->url = j->mem;
+	j->secret = j->mem + ul + 1;
+	j->body = j->mem + ul + sl + 2;
+	j->body_len = bl;
+	return 0;
+}
+
+static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
+                            const struct store_claim_room *room, const char *full,
+                            struct store_job *jobs, size_t *n, struct hk_err *err)
+{
+	sqlite3_stmt *sel = sq_stmt(c, ST_CLAIM_SELECT, err);
+	if (!sel)
+		return HK_ESTORE;
+	sqlite3_bind_int64(sel, 1, now);
+	sq_bind_text(sel, 2, full);
+	/* Read a few more rows than we may take: some may lack room. */
+	sqlite3_bind_int(sel, 3, (int)cap * 4);
+	int rc;
+	struct tally t = { 0 };
+	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		size_t known = t.n;
+		if (!take_room(room, &t, (const char *)sqlite3_column_text(sel, 2)))
+			continue;
+		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
+			store_job_clear(&jobs[*n]);
+			sqlite3_reset(sel);
+			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+		}
+		/* The row's text dies at the next step: the tally keeps the job's copy. */
+		if (t.n > known)
+			t.e[t.n - 1].endpoint = jobs[*n].endpoint_id;
+		(*n)++;
+	}
+	sqlite3_reset(sel);
+	if (*n < cap && rc != SQLITE_DONE)
+		return sq_error(err, c->db, "claim");
+	if (*n == 0)
+		return HK_OK;
+	/* One lease token for the whole claim: a later claim of any of these
+	 * deliveries gets another, which is all fencing needs. */
+	int64_t lease;
+	RAND_bytes((unsigned char *)&lease, sizeof(lease));
+	lease &= INT64_MAX;
+	char *ids = malloc(*n * (UUID_STR_LEN + 3) + 3);
+	if (!ids)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	size_t len = 0;
+	ids[len++] = '[';
+	for (size_t i = 0; i < *n; i++) {
+		jobs[i].lease = lease;
+		len += (size_t)sprintf(ids + len, "%s\"%s\"", i ? "," : "", jobs[i].delivery_id);
+	}
+	ids[len++] = ']';
+	ids[len] = '\0';
+	sqlite3_stmt *up = sq_stmt(c, ST_CLAIM_UPDATE, err);
+	hk_status r = up ? HK_OK : HK_ESTORE;
+	if (up) {
+		sqlite3_bind_text(up, 1, ids, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(up, 2, lease);
+		sqlite3_bind_int64(up, 3, lease_until);
+		r = sq_step_done(c, up, err);
+	}
+	free(ids);
+	return r;
+}
+
+hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                          const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                          struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*n = 0;
+	static const struct store_claim_room no_room = { 0 };
+	if (!room)
+		room = &no_room;
+	char *full = full_json(room);
+	if (!full)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
+	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
+	hk_status r = sq_tx_begin(c, err);
+	if (r == HK_OK)
+		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
+	if (r == HK_OK)
+		r = sq_tx_commit(c, err);
+	if (r != HK_OK) {
+		sq_tx_rollback(c);
+		for (size_t i = 0; i < *n; i++)
+			store_job_clear(&jobs[i]);
+		*n = 0;
+	}
+	sq_exec(c->db, "PRAGMA synchronous=FULL");
+	free(full);
+	return r;
+}
+
+hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_NEXT_DUE, err);
+	if (!st)
+		return HK_ESTORE;
+	if (sqlite3_step(st) != SQLITE_ROW)
+		return sq_error(err, c->db, "next_due");
+	*when = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return HK_OK;
+}
+
+/* Write one delivery's new state; *fenced when its lease no longer holds. */
+static hk_status record_delivery(struct sq_conn *c, struct store_result *r, struct hk_err *err)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_REC_DELIVERY, err);
+	if (!st)
+		return HK_ESTORE;
+	sq_bind_text(st, 1, r->delivery_id);
+	sqlite3_bind_int64(st, 2, r->lease);
+	sqlite3_bind_int(st, 3, (int)r->status);
+	sqlite3_bind_int(st, 4, r->attempt_number);
+	if (r->http_status > 0)
+		sqlite3_bind_int(st, 5, r->http_status);
+	if (r->status == DELIVERY_PENDING)
+		sqlite3_bind_int64(st, 6, r->next_attempt_at);
+	hk_status rc = sq_step_done(c, st, err);
+	r->fenced = rc == HK_OK && sqlite3_changes(c->db) == 0;
+	return rc;
+}
+
+static hk_status record_attempt(struct sq_conn *c, const struct store_result *r,
+                                struct hk_err *err)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_REC_ATTEMPT, err);
+	if (!st)
+		return HK_ESTORE;
+	sq_bind_text(st, 1, r->delivery_id);
+	sqlite3_bind_int(st, 2, r->attempt_number);
+	sqlite3_bind_int64(st, 3, r->started_at);
+	sqlite3_bind_int(st, 4, r->duration_ms);
+	if (r->http_status > 0)
+		sqlite3_bind_int(st, 5, r->http_status);
+	sq_bind_text(st, 6, r->error);
+	sqlite3_bind_blob(st, 7, r->response_body ? r->response_body : "", (int)r->response_len,
+	                  SQLITE_STATIC);
+	return sq_step_done(c, st, err);
+}
+
+/* The rollup counts of one batch, folded by endpoint and minute so a batch
+ * of many attempts writes one upsert per pair, not one per attempt. */
+struct rollup {
+	size_t n;
+	struct {
+		const char *endpoint;
+		int64_t minute;
+		int succeeded, failed;
+	} e[64];
+};
+
+static hk_status rollup_flush(struct sq_conn *c, struct rollup *ru, struct hk_err *err)
+{
+	for (size_t i = 0; i < ru->n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_REC_ROLLUP, err);
+		if (!st)
+			return HK_ESTORE;
+		sq_bind_text(st, 1, ru->e[i].endpoint);
+		sqlite3_bind_int64(st, 2, ru->e[i].minute);
+		sqlite3_bind_int(st, 3, ru->e[i].succeeded);
+		sqlite3_bind_int(st, 4, ru->e[i].failed);
+		hk_status h = sq_step_done(c, st, err);
+		if (h != HK_OK)
+			return h;
+	}
+	ru->n = 0;
+	return HK_OK;
+}
+
+static hk_status rollup_add(struct sq_conn *c, struct rollup *ru, const struct store_result *r,
+                            struct hk_err *err)
+{
+	int64_t minute = r->started_at / 60000;
+	size_t i = 0;
+	while (i < ru->n && (ru->e[i].minute != minute || strcmp(ru->e[i].endpoint, r->endpoint_id) != 0))
+		i++;
+	if (i == ru->n) {
+		hk_status h = ru->n == 64 ? rollup_flush(c, ru, err) : HK_OK;
+		if (h != HK_OK)
+			return h;
+		i = ru->n++;
+		ru->e[i].endpoint = r->endpoint_id;
+		ru->e[i].minute = minute;
+		ru->e[i].succeeded = ru->e[i].failed = 0;
+	}
+	if (r->success)
+		ru->e[i].succeeded++;
+	else
+		ru->e[i].failed++;
+	return HK_OK;
+}
+
+/* Count the attempt against its endpoint; pause it at the threshold.
+ * *paused (OUT) says whether this attempt tripped the breaker. */
+static hk_status record_breaker(struct sq_conn *c, const struct store_result *r, int threshold,
+                                bool *paused, struct hk_err *err)
+{
+	*paused = false;
+	sqlite3_stmt *st = sq_stmt(c, ST_REC_ENDPOINT, err);
+	if (!st)
+		return HK_ESTORE;
+	sq_bind_text(st, 1, r->endpoint_id);
+	sqlite3_bind_int(st, 2, r->success);
+	int rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_error(err, c->db, "breaker");
+	bool trip = rc == SQLITE_ROW && threshold > 0 && sqlite3_column_int(st, 0) >= threshold &&
+	            sqlite3_column_int(st, 1) == 1;
+	sqlite3_reset(st);
+	if (!trip)
+		return HK_OK;
+	if (!(st = sq_stmt(c, ST_REC_PAUSE, err)))
+		return HK_ESTORE;
+	sq_bind_text(st, 1, r->endpoint_id);
+	hk_status h = sq_step_done(c, st, err);
+	if (h == HK_OK)
+		h = sq_endpoint_hold(c, r->endpoint_id, true, err);
+	*paused = h == HK_OK;
+	return h;
+}
+
+static hk_status record_one(struct sq_conn *c, struct store_result *r, int threshold,
+                            struct rollup *ru, char (*paused)[UUID_STR_LEN], size_t *npaused,
+                            struct hk_err *err)
+{
+	hk_status h = record_delivery(c, r, err);
+	if (h != HK_OK || r->fenced)
+		return h;
+	if ((h = record_attempt(c, r, err)) != HK_OK || (h = rollup_add(c, ru, r, err)) != HK_OK)
+		return h;
+	bool tripped;
+	if ((h = record_breaker(c, r, threshold, &tripped, err)) != HK_OK)
+		return h;
+	if (tripped)
+		memcpy(paused[(*npaused)++], r->endpoint_id, UUID_STR_LEN);
+	return HK_OK;
+}
+
+hk_status sq_record(struct store *s, struct store_result *r, size_t n,
+                           int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused,
+                           struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*npaused = 0;
+	struct rollup ru = { 0 };
+	hk_status h = sq_tx_begin(c, err);
+	for (size_t i = 0; i < n && h == HK_OK; i++)
+		h = record_one(c, &r[i], breaker_threshold, &ru, paused, npaused, err);
+	if (h == HK_OK)
+		h = rollup_flush(c, &ru, err);
+	if (h == HK_OK)
+		h = sq_tx_commit(c, err);
+	if (h != HK_OK) {
+		sq_tx_rollback(c);
+		*npaused = 0;
+	}
+	return h;
+}
+
+hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_RELEASE, err);
+	if (!st)
+		return HK_ESTORE;
+	sqlite3_bind_int64(st, 1, now);
+	hk_status r = sq_step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) > 0)
+		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
+	return r;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
+                          int64_t bucket_ms, struct store_stat **out, size_t *n,
+                          struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *st = sq_stmt(c, ST_STATS, err);
+	if (!st)
+		return HK_ESTORE;
+	sq_bind_text(st, 1, endpoint_id);
+	sqlite3_bind_int64(st, 2, start / 60000);
+	sqlite3_bind_int64(st, 3, (end + 59999) / 60000);
+	sqlite3_bind_int64(st, 4, bucket_ms);
+	size_t cap = 0, len = 0;
+	struct store_stat *a = NULL;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 64;
+			struct store_stat *grown = realloc(a, cap * sizeof(*a));
+			if (!grown)
+				break;
+			a = grown;
+		}
+		a[len].bucket_start = sqlite3_column_int64(st, 0);
+		a[len].succeeded = sqlite3_column_int64(st, 1);
+		a[len++].failed = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_DONE) {
+		free(a);
+		return rc == SQLITE_ROW ? hk_fail(err, HK_ENOMEM, NULL, "out of memory")
+		                        : sq_error(err, c->db, "stats");
+	}
+	*out = a;
+	*n = len;
+	return HK_OK;
+}
+
