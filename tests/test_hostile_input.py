@@ -70,12 +70,13 @@ def raw_request(h, data, timeout=5):
 def test_oversized_header_url_and_query(ctx):
     h = ctx.hookd()
     big = "x" * 100000
-    for req in [b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + big.encode() + b"\r\n\r\n",
-                b"GET /" + big.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n",
-                b"GET /v1/webhooks/events?start=" + big.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n"]:
+    # The per-connection memory limit (64 KiB) bounds all three; libmicrohttpd
+    # answers them itself, before any handler runs.
+    for req, want in [(b"GET /healthz HTTP/1.1\r\nHost: a\r\nX-Big: " + big.encode() + b"\r\n\r\n", 431),
+                      (b"GET /" + big.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+                      (b"GET /v1/webhooks/events?start=" + big.encode() + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414)]:
         out = raw_request(h, req)
-        status = int(out.split(b" ")[1]) if out.startswith(b"HTTP/") else 0
-        assert status in (0, 400, 413, 414, 431), out[:200]
+        assert out.startswith(b"HTTP/1.1 %d " % want), out[:200]
     st, got, _ = h.request("GET", "/healthz", key=None)
     assert st == 200, "the server did not survive"
 
