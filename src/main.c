@@ -12,7 +12,6 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
-#include <sys/file.h>
 #include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -210,25 +209,6 @@ static int bootstrap(struct store *s)
 	return 0;
 }
 
-/* Is this the only hookd on its SQLite file? It holds an advisory lock on
- * "<db>.lock" for its lifetime (the kernel drops it if the process dies).
- * Only then are the leases of a previous run dead for sure and released at
- * once; otherwise they are left to expire, so a live worker is never raced. */
-static bool sole_server(const char *db)
-{
-	if (strncmp(db, "postgres", 8) == 0)
-		return false;
-	char path[4096];
-	snprintf(path, sizeof(path), "%s.lock", db);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-		return true; /* fd stays open: the lock lasts as long as the process */
-	if (fd >= 0)
-		close(fd);
-	log_warn("another hookd is using this database: leases of earlier runs are left to expire", NULL);
-	return false;
-}
-
 static void wake_dispatch(void *d)
 {
 	dispatch_wake(d);
@@ -259,7 +239,8 @@ static int server_start(struct server *sv)
 	if (load_seal(cfg, &sv->seal) != 0 || open_store_sealed(cfg, &sv->seal, &sv->store) != 0 ||
 	    bootstrap(sv->store) != 0)
 		return 1;
-	if (sole_server(cfg->db) && store_release_leases(sv->store, tu_now_ms(), &err) != HK_OK)
+	/* Leases no live process holds (the store knows which) are due now. */
+	if (store_release_leases(sv->store, tu_now_ms(), &err) != HK_OK)
 		return 1;
 	sv->dcfg = (struct dispatch_config){
 		.schedule = cfg->schedule, .breaker_threshold = cfg->breaker_threshold,
@@ -274,6 +255,11 @@ static int server_start(struct server *sv)
 	if (!(sv->dispatch = dispatch_start(sv->store, &sv->dcfg, &err)) ||
 	    !(sv->publisher = publisher_start(sv->store, (unsigned)cfg->commit_batch, wake_dispatch,
 	                                      sv->dispatch, &err))) {
+		fprintf(stderr, "hookd: %s\n", err.msg);
+		return 1;
+	}
+	/* Other nodes on the same database wake our dispatcher (PostgreSQL). */
+	if (store_listen(sv->store, wake_dispatch, sv->dispatch, &err) != HK_OK) {
 		fprintf(stderr, "hookd: %s\n", err.msg);
 		return 1;
 	}
@@ -305,6 +291,8 @@ static void server_stop(struct server *sv)
 	if (sv->http)
 		http_server_quiesce(sv->http);
 	publisher_stop(sv->publisher);
+	if (sv->store)
+		store_unlisten(sv->store); /* before the dispatcher it wakes is freed */
 	if (sv->dispatch)
 		dispatch_stop(sv->dispatch);
 	if (sv->http)

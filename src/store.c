@@ -7,10 +7,12 @@
  */
 #include "store_int.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
 static const struct store_ops *const backends[] = {
+	&store_pg_ops,
 	&store_sqlite_ops,
 };
 
@@ -23,6 +25,124 @@ hk_status store_open(const char *db, const struct store_options *opt, struct sto
 			return backends[i]->open(db, opt, out, err);
 	return hk_fail(err, HK_EINVALID, "unsupported_store", "no store backend accepts --db %s",
 	               strncmp(db, "postgres", 8) == 0 ? "postgres://..." : db);
+}
+
+/* ---- what every backend does the same way -------------------------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
+                     const char *endpoint)
+{
+	if (!room->per_endpoint)
+		return true;
+	size_t i = 0;
+	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
+		i++;
+	unsigned used = i < t->n ? t->e[i].taken : 0;
+	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
+	                                                    UUID_STR_LEN, cmp_id) : NULL;
+	if (hit)
+		used += room->in_flight[hit - room->endpoints];
+	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
+		return false;
+	if (i == t->n)
+		t->e[t->n++].endpoint = endpoint;
+	t->e[i].taken++;
+	return true;
+}
+
+void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoint)
+{
+	if (t->n > known)
+		t->e[t->n - 1].endpoint = endpoint;
+}
+
+int store_job_fill(struct store_job *j, const char *url, size_t ul, const char *sec,
+                   const char *body, size_t bl)
+{
+	size_t sl = strlen(sec);
+	if (!(j->mem = malloc(ul + sl + bl + 3)))
+		return -1;
+	memcpy(j->mem, url, ul);
+	j->mem[ul] = '\0';
+	memcpy(j->mem + ul + 1, sec, sl + 1);
+	memcpy(j->mem + ul + sl + 2, body, bl);
+	j->mem[ul + sl + 2 + bl] = '\0';
+	j->url = j->mem;
+	j->secret = j->mem + ul + 1;
+	j->body = j->mem + ul + sl + 2;
+	j->body_len = bl;
+	return 0;
+}
+
+bool store_subscribes(const json_t *types, const char *event_type)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(types, i, v) {
+		const char *t = json_string_value(v);
+		if (t && (strcmp(t, "*") == 0 || strcmp(t, event_type) == 0))
+			return true;
+	}
+	return false;
+}
+
+bool store_rollup_add(struct store_rollup *ru, const struct store_result *r)
+{
+	int64_t minute = r->started_at / 60000;
+	size_t i = 0;
+	while (i < ru->n && (ru->e[i].minute != minute || strcmp(ru->e[i].endpoint, r->endpoint_id) != 0))
+		i++;
+	if (i == ru->n) {
+		if (ru->n == STORE_ROLLUP_MAX)
+			return false;
+		i = ru->n++;
+		ru->e[i].endpoint = r->endpoint_id;
+		ru->e[i].minute = minute;
+		ru->e[i].succeeded = ru->e[i].failed = 0;
+	}
+	if (r->success)
+		ru->e[i].succeeded++;
+	else
+		ru->e[i].failed++;
+	return true;
+}
+
+bool store_breaker_add(struct store_breaker *b, const struct store_result *r)
+{
+	size_t i = 0;
+	while (i < b->n && strcmp(b->e[i].endpoint, r->endpoint_id) != 0)
+		i++;
+	if (i == b->n) {
+		if (b->n == sizeof(b->e) / sizeof(b->e[0]))
+			return false;
+		b->n++;
+		b->e[i].endpoint = r->endpoint_id;
+		b->e[i].reset = false;
+		b->e[i].add = 0;
+	}
+	if (r->success) {
+		b->e[i].reset = true;
+		b->e[i].add = 0;
+	} else {
+		b->e[i].add++;
+	}
+	return true;
+}
+
+static int cmp_breaker(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+void store_breaker_sort(struct store_breaker *b)
+{
+	/* endpoint is the first member: compare entries by it. */
+	qsort(b->e, b->n, sizeof(b->e[0]), cmp_breaker);
 }
 
 const char *store_backend(const struct store *s)
@@ -169,6 +289,17 @@ hk_status store_record(struct store *s, struct store_result *r, size_t n, int br
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err)
 {
 	return s->ops->release_leases(s, now, err);
+}
+
+hk_status store_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err)
+{
+	return s->ops->listen ? s->ops->listen(s, wake, arg, err) : HK_OK;
+}
+
+void store_unlisten(struct store *s)
+{
+	if (s->ops->listen)
+		s->ops->listen(s, NULL, NULL, NULL);
 }
 
 hk_status store_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err)

@@ -312,9 +312,21 @@ struct store_result {
 hk_status store_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
                        char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
 
-/* At start-up of a single-node store: leases of a previous run are dead, make
- * their deliveries due now instead of when the lease would expire. */
+/* At start-up: leases that no live process holds any more are dead; make
+ * their deliveries due now instead of when the lease would expire. Which
+ * leases those are is the backend's to know: on SQLite all of them when this
+ * is the only process on the file; on PostgreSQL those whose owning node no
+ * longer holds its liveness lock. */
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err);
+
+/* ---- other writers ------------------------------------------------------- */
+
+/* Call wake(arg) from a store thread whenever another process sharing this
+ * store makes deliveries due (PostgreSQL's NOTIFY), so an idle dispatcher
+ * claims at once rather than at its next poll. A no-op where the process is
+ * the only writer (SQLite). Stop with store_unlisten before arg dies. */
+hk_status store_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+void store_unlisten(struct store *s);
 
 /* ---- statistics ---------------------------------------------------------- */
 

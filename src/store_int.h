@@ -39,12 +39,75 @@ struct store_ops {
 	hk_status (*next_due)(struct store *s, int64_t *when, struct hk_err *err);
 	hk_status (*record)(struct store *s, struct store_result *r, size_t n, int breaker_threshold, char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
 	hk_status (*release_leases)(struct store *s, int64_t now, struct hk_err *err);
-	hk_status (*stats)(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);};
+	hk_status (*stats)(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
+	/* NULL when the backend has no other writers to hear from (SQLite). */
+	hk_status (*listen)(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+};
 
 struct store {
 	const struct store_ops *ops;
 };
 
 extern const struct store_ops store_sqlite_ops;
+extern const struct store_ops store_pg_ops;
+
+/* ---- what every backend does the same way (store.c) ---------------------- */
+
+/* Deliveries taken per endpoint in the claim under way: one entry per
+ * distinct endpoint (few in a batch), so the room check stays cheap. */
+struct store_tally {
+	size_t n;
+	struct {
+		const char *endpoint;
+		unsigned taken;
+	} e[256];
+};
+
+/* May one more delivery of endpoint be claimed under room? Counts it when
+ * so; the tally keeps the endpoint pointer, which must outlive the claim. */
+bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
+                     const char *endpoint);
+/* Point the tally's newest entry at stable storage (the job's own copy). */
+void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoint);
+
+/* Fill job's url, secret and body into one allocation (job->mem).
+ * -1 when out of memory. */
+int store_job_fill(struct store_job *job, const char *url, size_t url_len, const char *secret,
+                   const char *body, size_t body_len);
+
+/* Does an endpoint's event_types (a parsed JSON array) take event_type? */
+struct json_t;
+bool store_subscribes(const struct json_t *types, const char *event_type);
+
+/* The rollup counts of one batch of results, folded by endpoint and minute,
+ * so a batch writes one upsert per pair, not one per attempt. */
+#define STORE_ROLLUP_MAX 64
+struct store_rollup {
+	size_t n;
+	struct {
+		const char *endpoint;
+		int64_t minute;
+		int succeeded, failed;
+	} e[STORE_ROLLUP_MAX];
+};
+
+/* Count r in ru. false when ru is full: flush it (and set n to 0) first. */
+bool store_rollup_add(struct store_rollup *ru, const struct store_result *r);
+
+/* The breaker's change of one batch, folded per endpoint in batch order:
+ * after the last success the counter is `add`, else it grows by `add`. */
+struct store_breaker {
+	size_t n;
+	struct {
+		const char *endpoint;
+		bool reset;
+		int add;
+	} e[256];
+};
+
+/* Count r in b. false when b is full. Sort with store_breaker_sort before
+ * writing, so concurrent writers lock endpoint rows in one order. */
+bool store_breaker_add(struct store_breaker *b, const struct store_result *r);
+void store_breaker_sort(struct store_breaker *b);
 
 #endif

@@ -24,12 +24,14 @@
  */
 #include "store_sqlite_int.h"
 
+#include <fcntl.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -112,9 +114,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REC_ATTEMPT] = "INSERT OR REPLACE INTO attempts(delivery_id, number, started_at, duration_ms,"
 	                   " http_status, error, response_body) VALUES(?,?,?,?,?,?,?)",
 	[ST_REC_ENDPOINT] = "UPDATE endpoints SET consecutive_failures ="
-	                    " CASE WHEN ?2 THEN 0 ELSE consecutive_failures + 1 END"
+	                    " CASE WHEN ?2 THEN ?3 ELSE consecutive_failures + ?3 END"
 	                    " WHERE id = ?1 RETURNING consecutive_failures, is_active",
-	[ST_REC_PAUSE] = "UPDATE endpoints SET is_active = 0 WHERE id = ?",
+	[ST_REC_PAUSE] = "UPDATE endpoints SET is_active = 0 WHERE id = ? AND is_active = 1",
 	[ST_REC_ROLLUP] = "INSERT INTO attempt_rollup(endpoint_id, minute, succeeded, failed)"
 	                  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(endpoint_id, minute) DO UPDATE SET"
 	                  " succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
@@ -398,11 +400,28 @@ static hk_status migrate(struct sq_conn *c, struct hk_err *err)
 	return HK_OK;
 }
 
+/* Is this the only process on the database file? It holds an advisory lock
+ * on "<db>.lock" for as long as the store is open (the kernel drops it when
+ * the process dies). Only then are the leases of a previous run dead for
+ * sure and released at once (sq_release_leases); otherwise they are left to
+ * expire, so a live process is never raced. */
+static bool take_file_lock(struct sq_store *ss)
+{
+	char lock[4096];
+	snprintf(lock, sizeof(lock), "%s.lock", ss->path);
+	ss->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (ss->lock_fd >= 0 && flock(ss->lock_fd, LOCK_EX | LOCK_NB) == 0)
+		return true;
+	return false;
+}
+
 static void sq_close(struct store *s)
 {
 	struct sq_store *ss = (struct sq_store *)s;
 	if (!ss)
 		return;
+	if (ss->lock_fd >= 0)
+		close(ss->lock_fd);
 	struct sq_conn *c = ss->conns;
 	while (c) {
 		struct sq_conn *next = c->next;
@@ -427,10 +446,12 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	}
 	ss->base.ops = &store_sqlite_ops;
+	ss->lock_fd = -1;
 	ss->busy_timeout_ms = opt && opt->busy_timeout_ms > 0 ? opt->busy_timeout_ms : 10000;
 	ss->seal = opt ? opt->seal : NULL;
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_key_create(&ss->key, NULL);
+	ss->sole = take_file_lock(ss);
 	struct sq_conn *c = sq_conn(ss, err);
 	hk_status st = c ? migrate(c, err) : HK_ESTORE;
 	if (st != HK_OK) {
@@ -877,18 +898,6 @@ static hk_status fan_load(struct sq_conn *c, int64_t org_id, struct fan_cache *f
 	return HK_OK;
 }
 
-static bool subscribes(const json_t *types, const char *event_type)
-{
-	size_t i;
-	json_t *v;
-	json_array_foreach(types, i, v) {
-		const char *t = json_string_value(v);
-		if (t && (strcmp(t, "*") == 0 || strcmp(t, event_type) == 0))
-			return true;
-	}
-	return false;
-}
-
 /* Look the idempotency key up. Returns 1 when the item is answered (replay
  * or conflict), 0 when it must be published, -1 on a store failure. */
 static int idem_check(struct sq_conn *c, struct store_publish *it, struct hk_err *err)
@@ -992,7 +1001,7 @@ static hk_status publish_one(struct sq_conn *c, struct store_publish *it, struct
 	int fanout = 0;
 	for (size_t i = 0; i < fc->n; i++) {
 		if (it->only_endpoint ? strcmp(it->only_endpoint, fc->eps[i].id) == 0
-		                      : subscribes(fc->eps[i].types, it->event_type))
+		                      : store_subscribes(fc->eps[i].types, it->event_type))
 			fanout++;
 	}
 	/* The event row first: deliveries reference it. */
@@ -1001,7 +1010,7 @@ static hk_status publish_one(struct sq_conn *c, struct store_publish *it, struct
 	for (size_t i = 0; i < fc->n && r == HK_OK; i++) {
 		const struct fan_ep *e = &fc->eps[i];
 		if (it->only_endpoint ? strcmp(it->only_endpoint, e->id) != 0
-		                      : !subscribes(e->types, it->event_type))
+		                      : !store_subscribes(e->types, it->event_type))
 			continue;
 		char id[UUID_STR_LEN];
 		r = delivery_insert(c, it, e->id, e->active, id, err);

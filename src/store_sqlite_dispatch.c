@@ -34,42 +34,6 @@ static char *full_json(const struct store_claim_room *room)
 	return s;
 }
 
-int sq_cmp_id(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-/* Deliveries taken per endpoint in the claim under way: one entry per
- * distinct endpoint (few in a batch), so the room check stays cheap. */
-struct tally {
-	size_t n;
-	struct {
-		const char *endpoint;
-		unsigned taken;
-	} e[256];
-};
-
-/* May one more delivery of endpoint be claimed? Counts it when so. */
-static bool take_room(const struct store_claim_room *room, struct tally *t, const char *endpoint)
-{
-	if (!room->per_endpoint)
-		return true;
-	size_t i = 0;
-	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
-		i++;
-	unsigned used = i < t->n ? t->e[i].taken : 0;
-	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
-	                                                    UUID_STR_LEN, sq_cmp_id) : NULL;
-	if (hit)
-		used += room->in_flight[hit - room->endpoints];
-	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
-		return false;
-	if (i == t->n)
-		t->e[t->n++].endpoint = endpoint;
-	t->e[i].taken++;
-	return true;
-}
-
 /* Fill a job from a claim row: url, secret and body share one allocation. */
 static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_job *j)
 {
@@ -80,28 +44,19 @@ static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct stor
 	j->attempt_count = sqlite3_column_int(st, 3);
 	j->no_retry = sqlite3_column_int(st, 4) != 0;
 	j->is_primary = sqlite3_column_int(st, 5) != 0;
-	const char *url = (const char *)sqlite3_column_text(st, 6);
-	size_t ul = (size_t)sqlite3_column_bytes(st, 6);
 	const unsigned char *stored = sqlite3_column_text(st, 7);
 	char *sec = sq_open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
-	size_t sl = sec ? strlen(sec) : 0;
+	const char *url = (const char *)sqlite3_column_text(st, 6);
 	const char *body = (const char *)sqlite3_column_text(st, 8);
-	size_t bl = (size_t)sqlite3_column_bytes(st, 8);
-	j->mem = malloc(ul + sl + bl + 3);
-	if (!j->mem || !url || !sec || !body) {
+	if (!sec || !url || !body) {
 		free(sec);
 		return -1;
 	}
-	memcpy(j->mem, url, ul + 1);
-	memcpy(j->mem + ul + 1, sec, sl + 1);
-	OPENSSL_cleanse(sec, sl);
+	int rc = store_job_fill(j, url, (size_t)sqlite3_column_bytes(st, 6), sec, body,
+	                        (size_t)sqlite3_column_bytes(st, 8));
+	OPENSSL_cleanse(sec, strlen(sec));
 	free(sec);
-	memcpy(j->mem + ul + sl + 2, body, bl + 1);
-	j->url = j->mem;
-	j->secret = j->mem + ul + 1;
-	j->body = j->mem + ul + sl + 2;
-	j->body_len = bl;
-	return 0;
+	return rc;
 }
 
 static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
@@ -116,10 +71,10 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 	/* Read a few more rows than we may take: some may lack room. */
 	sqlite3_bind_int(sel, 3, (int)cap * 4);
 	int rc;
-	struct tally t = { 0 };
+	struct store_tally t = { 0 };
 	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		size_t known = t.n;
-		if (!take_room(room, &t, (const char *)sqlite3_column_text(sel, 2)))
+		if (!store_room_take(room, &t, (const char *)sqlite3_column_text(sel, 2)))
 			continue;
 		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
@@ -127,8 +82,7 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
 		/* The row's text dies at the next step: the tally keeps the job's copy. */
-		if (t.n > known)
-			t.e[t.n - 1].endpoint = jobs[*n].endpoint_id;
+		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
 		(*n)++;
 	}
 	sqlite3_reset(sel);
@@ -244,18 +198,7 @@ static hk_status record_attempt(struct sq_conn *c, const struct store_result *r,
 	return sq_step_done(c, st, err);
 }
 
-/* The rollup counts of one batch, folded by endpoint and minute so a batch
- * of many attempts writes one upsert per pair, not one per attempt. */
-struct rollup {
-	size_t n;
-	struct {
-		const char *endpoint;
-		int64_t minute;
-		int succeeded, failed;
-	} e[64];
-};
-
-static hk_status rollup_flush(struct sq_conn *c, struct rollup *ru, struct hk_err *err)
+static hk_status rollup_flush(struct sq_conn *c, struct store_rollup *ru, struct hk_err *err)
 {
 	for (size_t i = 0; i < ru->n; i++) {
 		sqlite3_stmt *st = sq_stmt(c, ST_REC_ROLLUP, err);
@@ -273,73 +216,71 @@ static hk_status rollup_flush(struct sq_conn *c, struct rollup *ru, struct hk_er
 	return HK_OK;
 }
 
-static hk_status rollup_add(struct sq_conn *c, struct rollup *ru, const struct store_result *r,
-                            struct hk_err *err)
-{
-	int64_t minute = r->started_at / 60000;
-	size_t i = 0;
-	while (i < ru->n && (ru->e[i].minute != minute || strcmp(ru->e[i].endpoint, r->endpoint_id) != 0))
-		i++;
-	if (i == ru->n) {
-		hk_status h = ru->n == 64 ? rollup_flush(c, ru, err) : HK_OK;
-		if (h != HK_OK)
-			return h;
-		i = ru->n++;
-		ru->e[i].endpoint = r->endpoint_id;
-		ru->e[i].minute = minute;
-		ru->e[i].succeeded = ru->e[i].failed = 0;
-	}
-	if (r->success)
-		ru->e[i].succeeded++;
-	else
-		ru->e[i].failed++;
-	return HK_OK;
-}
-
-/* Count the attempt against its endpoint; pause it at the threshold.
- * *paused (OUT) says whether this attempt tripped the breaker. */
-static hk_status record_breaker(struct sq_conn *c, const struct store_result *r, int threshold,
-                                bool *paused, struct hk_err *err)
+/* Apply one endpoint's folded counter change (store_breaker); pause it at
+ * the threshold. *paused (OUT) says whether this batch tripped it. */
+static hk_status breaker_apply(struct sq_conn *c, const char *endpoint, bool reset, int add,
+                               int threshold, bool *paused, struct hk_err *err)
 {
 	*paused = false;
 	sqlite3_stmt *st = sq_stmt(c, ST_REC_ENDPOINT, err);
 	if (!st)
 		return HK_ESTORE;
-	sq_bind_text(st, 1, r->endpoint_id);
-	sqlite3_bind_int(st, 2, r->success);
+	sq_bind_text(st, 1, endpoint);
+	sqlite3_bind_int(st, 2, reset);
+	sqlite3_bind_int(st, 3, add);
 	int rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sq_error(err, c->db, "breaker");
-	bool trip = rc == SQLITE_ROW && threshold > 0 && sqlite3_column_int(st, 0) >= threshold &&
-	            sqlite3_column_int(st, 1) == 1;
+	bool trip = rc == SQLITE_ROW && add > 0 && threshold > 0 &&
+	            sqlite3_column_int(st, 0) >= threshold && sqlite3_column_int(st, 1) == 1;
 	sqlite3_reset(st);
 	if (!trip)
 		return HK_OK;
 	if (!(st = sq_stmt(c, ST_REC_PAUSE, err)))
 		return HK_ESTORE;
-	sq_bind_text(st, 1, r->endpoint_id);
+	sq_bind_text(st, 1, endpoint);
 	hk_status h = sq_step_done(c, st, err);
 	if (h == HK_OK)
-		h = sq_endpoint_hold(c, r->endpoint_id, true, err);
+		h = sq_endpoint_hold(c, endpoint, true, err);
 	*paused = h == HK_OK;
 	return h;
 }
 
-static hk_status record_one(struct sq_conn *c, struct store_result *r, int threshold,
-                            struct rollup *ru, char (*paused)[UUID_STR_LEN], size_t *npaused,
-                            struct hk_err *err)
+static hk_status record_one(struct sq_conn *c, struct store_result *r, struct store_rollup *ru,
+                            struct store_breaker *b, struct hk_err *err)
 {
 	hk_status h = record_delivery(c, r, err);
 	if (h != HK_OK || r->fenced)
 		return h;
-	if ((h = record_attempt(c, r, err)) != HK_OK || (h = rollup_add(c, ru, r, err)) != HK_OK)
+	if ((h = record_attempt(c, r, err)) != HK_OK)
 		return h;
-	bool tripped;
-	if ((h = record_breaker(c, r, threshold, &tripped, err)) != HK_OK)
-		return h;
-	if (tripped)
-		memcpy(paused[(*npaused)++], r->endpoint_id, UUID_STR_LEN);
-	return HK_OK;
+	if (!store_rollup_add(ru, r) && (h = rollup_flush(c, ru, err)) == HK_OK)
+		store_rollup_add(ru, r);
+	if (h == HK_OK && !store_breaker_add(b, r))
+		h = hk_fail(err, HK_EINTERNAL, NULL, "record batch has too many endpoints");
+	return h;
+}
+
+/* The breaker counters are changed once per endpoint per batch, after all
+ * the attempts: fewer statements, and the same result as one by one. */
+static hk_status record_tx(struct sq_conn *c, struct store_result *r, size_t n, int threshold,
+                           char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+{
+	struct store_rollup ru = { 0 };
+	struct store_breaker b = { 0 };
+	hk_status h = HK_OK;
+	for (size_t i = 0; i < n && h == HK_OK; i++)
+		h = record_one(c, &r[i], &ru, &b, err);
+	if (h == HK_OK)
+		h = rollup_flush(c, &ru, err);
+	for (size_t i = 0; i < b.n && h == HK_OK; i++) {
+		bool tripped = false;
+		h = breaker_apply(c, b.e[i].endpoint, b.e[i].reset, b.e[i].add, threshold, &tripped,
+		                  err);
+		if (tripped)
+			memcpy(paused[(*npaused)++], b.e[i].endpoint, UUID_STR_LEN);
+	}
+	return h;
 }
 
 hk_status sq_record(struct store *s, struct store_result *r, size_t n,
@@ -348,12 +289,9 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 {
 	CONN_OR_FAIL(s, err);
 	*npaused = 0;
-	struct rollup ru = { 0 };
 	hk_status h = sq_tx_begin(c, err);
-	for (size_t i = 0; i < n && h == HK_OK; i++)
-		h = record_one(c, &r[i], breaker_threshold, &ru, paused, npaused, err);
 	if (h == HK_OK)
-		h = rollup_flush(c, &ru, err);
+		h = record_tx(c, r, n, breaker_threshold, paused, npaused, err);
 	if (h == HK_OK)
 		h = sq_tx_commit(c, err);
 	if (h != HK_OK) {
@@ -365,6 +303,11 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 
 hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 {
+	if (!((struct sq_store *)s)->sole) {
+		log_warn("another hookd is using this database: leases of earlier runs are left to expire",
+		         NULL);
+		return HK_OK;
+	}
 	CONN_OR_FAIL(s, err);
 	sqlite3_stmt *st = sq_stmt(c, ST_RELEASE, err);
 	if (!st)

@@ -46,6 +46,8 @@ struct sq_store {
 	pthread_key_t key;
 	pthread_mutex_t lock; /* guards conns */
 	struct sq_conn *conns;
+	int lock_fd; /* "<db>.lock", flock'd while open when sole */
+	bool sole;   /* no other process has the file open through hookd */
 };
 
 /* This thread's connection, opened on first use; NULL with err filled. */
@@ -67,8 +69,6 @@ char *sq_col_dup(sqlite3_stmt *st, int i);
 hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value);
-/* Order of endpoint ids (for bsearch of the in-flight list). */
-int sq_cmp_id(const void *a, const void *b);
 /* Run SQL with no result (pragmas, DDL). */
 int sq_exec(sqlite3 *db, const char *sql);
 

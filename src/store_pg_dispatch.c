@@ -1,0 +1,473 @@
+/*
+ * store_pg_dispatch: the PostgreSQL backend's side of the dispatcher (see
+ * store.h): claiming due deliveries across nodes, recording batches of
+ * attempts, and the LISTEN thread that wakes this node when another one
+ * publishes. The design notes are at the top of store_pg.c.
+ *
+ * Locking order: a claim locks delivery rows only (FOR UPDATE OF d SKIP
+ * LOCKED: rows another node holds are passed over, never waited for). A
+ * record updates its deliveries, then its endpoints' counters in endpoint id
+ * order, so two nodes recording at once cannot deadlock on each other.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store_pg_int.h"
+#include "timeutil.h"
+
+/* ---- claiming ------------------------------------------------------------ */
+
+/* A text[] literal of the endpoints already at their cap, so the claim
+ * query never reads their due rows. Ids are UUIDs: nothing to quote. */
+static char *full_array(const struct store_claim_room *room)
+{
+	char *s = malloc(3 + room->n * (UUID_STR_LEN + 1));
+	if (!s)
+		return NULL;
+	size_t n = 0;
+	s[n++] = '{';
+	for (size_t i = 0; i < room->n; i++)
+		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
+			n += (size_t)sprintf(s + n, "%s%s", n > 1 ? "," : "", room->endpoints[i]);
+	s[n++] = '}';
+	s[n] = '\0';
+	return s;
+}
+
+/* Fill a job from a claim row: url, secret and body share one allocation. */
+static int job_from_row(const struct pg_store *ps, const PGresult *res, int row,
+                        struct store_job *j)
+{
+	memset(j, 0, sizeof(*j));
+	pg_copy(res, row, 0, j->delivery_id, sizeof(j->delivery_id));
+	pg_copy(res, row, 1, j->event_id, sizeof(j->event_id));
+	pg_copy(res, row, 2, j->endpoint_id, sizeof(j->endpoint_id));
+	j->attempt_count = (int)pg_int(res, row, 3);
+	j->no_retry = pg_int(res, row, 4) != 0;
+	j->is_primary = pg_int(res, row, 5) != 0;
+	char *sec = pg_open_secret(ps, j->endpoint_id, PQgetvalue(res, row, 7));
+	if (!sec)
+		return -1;
+	int rc = store_job_fill(j, PQgetvalue(res, row, 6), (size_t)PQgetlength(res, row, 6), sec,
+	                        PQgetvalue(res, row, 8), (size_t)PQgetlength(res, row, 8));
+	OPENSSL_cleanse(sec, strlen(sec));
+	free(sec);
+	return rc;
+}
+
+/* Lease the claimed deliveries: one token for the whole claim. */
+static hk_status lease_rows(const struct pg_store *ps, struct pg_conn *c, struct store_job *jobs,
+                            size_t n, int64_t lease_until, struct hk_err *err)
+{
+	int64_t lease;
+	RAND_bytes((unsigned char *)&lease, sizeof(lease));
+	lease &= INT64_MAX;
+	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
+	if (!ids)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	size_t len = 0;
+	ids[len++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		jobs[i].lease = lease;
+		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", jobs[i].delivery_id);
+	}
+	ids[len++] = '}';
+	ids[len] = '\0';
+	struct pg_params p = { 0 };
+	pp_text(&p, ids);
+	pp_int(&p, lease);
+	pp_int(&p, lease_until);
+	pp_int(&p, ps->node_id);
+	hk_status r = pg_do(c, PS_CLAIM_UPDATE, &p, NULL, err);
+	free(ids);
+	return r;
+}
+
+static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_t now,
+                            int64_t lease_until, unsigned cap, const struct store_claim_room *room,
+                            const char *full, struct store_job *jobs, size_t *n,
+                            struct hk_err *err)
+{
+	struct pg_params p = { 0 };
+	pp_int(&p, now);
+	pp_text(&p, full);
+	/* Lock a few more rows than we may take: some may lack room. */
+	pp_int(&p, (int64_t)cap * 4);
+	PGresult *res = pg_run(c, PS_CLAIM_SELECT, &p, err);
+	if (!res)
+		return err->status;
+	struct store_tally t = { 0 };
+	int rows = PQntuples(res);
+	for (int i = 0; i < rows && *n < cap; i++) {
+		size_t known = t.n;
+		if (!store_room_take(room, &t, PQgetvalue(res, i, 2)))
+			continue;
+		if (job_from_row(ps, res, i, &jobs[*n]) != 0) {
+			store_job_clear(&jobs[*n]);
+			PQclear(res);
+			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+		}
+		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
+		(*n)++;
+	}
+	PQclear(res);
+	return *n ? lease_rows(ps, c, jobs, *n, lease_until, err) : HK_OK;
+}
+
+hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                   const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                   struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	*n = 0;
+	static const struct store_claim_room no_room = { 0 };
+	if (!room)
+		room = &no_room;
+	char *full = full_array(room);
+	if (!full)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	/* A lost claim only makes a delivery due again: no need to wait for
+	 * the commit's flush (the attempt's record is a full commit). */
+	hk_status r = pg_tx_begin(c, err);
+	if (r == HK_OK)
+		r = pg_exec(c, "SET LOCAL synchronous_commit = off", err);
+	if (r == HK_OK)
+		r = claim_rows((struct pg_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
+	if (r == HK_OK)
+		r = pg_tx_commit(c, err);
+	if (r != HK_OK) {
+		pg_tx_rollback(c);
+		for (size_t i = 0; i < *n; i++)
+			store_job_clear(&jobs[i]);
+		*n = 0;
+	}
+	free(full);
+	return r;
+}
+
+hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	struct pg_params p = { 0 };
+	PGresult *res = pg_run(c, PS_NEXT_DUE, &p, err);
+	if (!res)
+		return err->status;
+	*when = pg_int(res, 0, 0);
+	PQclear(res);
+	return HK_OK;
+}
+
+/* ---- recording ----------------------------------------------------------- */
+
+/* Write one delivery's new state and its attempt row; *fenced when its
+ * lease no longer holds (then nothing is written). */
+static hk_status record_one(struct pg_conn *c, struct store_result *r, struct hk_err *err)
+{
+	struct pg_params p = { 0 };
+	pp_text(&p, r->delivery_id);
+	pp_int(&p, r->lease);
+	pp_int(&p, r->status);
+	pp_int(&p, r->attempt_number);
+	if (r->http_status > 0)
+		pp_int(&p, r->http_status);
+	else
+		pp_null(&p);
+	if (r->status == DELIVERY_PENDING)
+		pp_int(&p, r->next_attempt_at);
+	else
+		pp_null(&p);
+	long changed = 0;
+	hk_status h = pg_do(c, PS_REC_DELIVERY, &p, &changed, err);
+	r->fenced = h == HK_OK && changed == 0;
+	if (h != HK_OK || r->fenced)
+		return h;
+	struct pg_params a = { 0 };
+	pp_text(&a, r->delivery_id);
+	pp_int(&a, r->attempt_number);
+	pp_int(&a, r->started_at);
+	pp_int(&a, r->duration_ms);
+	if (r->http_status > 0)
+		pp_int(&a, r->http_status);
+	else
+		pp_null(&a);
+	pp_text(&a, r->error);
+	pp_bin(&a, r->response_body ? r->response_body : "", r->response_len);
+	return pg_do(c, PS_REC_ATTEMPT, &a, NULL, err);
+}
+
+static hk_status rollup_flush(struct pg_conn *c, struct store_rollup *ru, struct hk_err *err)
+{
+	for (size_t i = 0; i < ru->n; i++) {
+		struct pg_params p = { 0 };
+		pp_text(&p, ru->e[i].endpoint);
+		pp_int(&p, ru->e[i].minute);
+		pp_int(&p, ru->e[i].succeeded);
+		pp_int(&p, ru->e[i].failed);
+		hk_status h = pg_do(c, PS_REC_ROLLUP, &p, NULL, err);
+		if (h != HK_OK)
+			return h;
+	}
+	ru->n = 0;
+	return HK_OK;
+}
+
+/* Apply one endpoint's folded counter change; pause it at the threshold.
+ * Only the node whose UPDATE flips is_active reports the pause. */
+static hk_status breaker_apply(struct pg_conn *c, const char *endpoint, bool reset, int add,
+                               int threshold, bool *paused, struct hk_err *err)
+{
+	*paused = false;
+	struct pg_params p = { 0 };
+	pp_text(&p, endpoint);
+	pp_int(&p, reset);
+	pp_int(&p, add);
+	PGresult *res = pg_run(c, PS_REC_ENDPOINT, &p, err);
+	if (!res)
+		return err->status;
+	bool trip = PQntuples(res) == 1 && add > 0 && threshold > 0 &&
+	            pg_int(res, 0, 0) >= threshold && pg_int(res, 0, 1) == 1;
+	PQclear(res);
+	if (!trip)
+		return HK_OK;
+	struct pg_params q = { 0 };
+	pp_text(&q, endpoint);
+	long changed = 0;
+	hk_status h = pg_do(c, PS_REC_PAUSE, &q, &changed, err);
+	if (h == HK_OK && changed == 1 && (h = pg_endpoint_hold(c, endpoint, true, err)) == HK_OK)
+		*paused = true;
+	return h;
+}
+
+static hk_status record_tx(struct pg_conn *c, struct store_result *r, size_t n, int threshold,
+                           char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+{
+	struct store_rollup ru = { 0 };
+	struct store_breaker b = { 0 };
+	hk_status h = HK_OK;
+	for (size_t i = 0; i < n && h == HK_OK; i++) {
+		if ((h = record_one(c, &r[i], err)) != HK_OK || r[i].fenced)
+			continue;
+		if (!store_rollup_add(&ru, &r[i]) && (h = rollup_flush(c, &ru, err)) == HK_OK)
+			store_rollup_add(&ru, &r[i]);
+		if (!store_breaker_add(&b, &r[i]))
+			h = hk_fail(err, HK_EINTERNAL, NULL, "record batch has too many endpoints");
+	}
+	if (h == HK_OK)
+		h = rollup_flush(c, &ru, err);
+	store_breaker_sort(&b);
+	for (size_t i = 0; i < b.n && h == HK_OK; i++) {
+		bool tripped = false;
+		h = breaker_apply(c, b.e[i].endpoint, b.e[i].reset, b.e[i].add, threshold, &tripped,
+		                  err);
+		if (tripped)
+			memcpy(paused[(*npaused)++], b.e[i].endpoint, UUID_STR_LEN);
+	}
+	return h;
+}
+
+hk_status pg_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
+                    char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	*npaused = 0;
+	hk_status h = pg_tx_begin(c, err);
+	if (h == HK_OK)
+		h = record_tx(c, r, n, breaker_threshold, paused, npaused, err);
+	if (h == HK_OK)
+		h = pg_tx_commit(c, err);
+	if (h != HK_OK) {
+		pg_tx_rollback(c);
+		*npaused = 0;
+	}
+	return h;
+}
+
+hk_status pg_release_leases(struct store *s, int64_t now, struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	struct pg_params p = { 0 };
+	pp_int(&p, now);
+	long changed = 0;
+	hk_status r = pg_do(c, PS_RELEASE, &p, &changed, err);
+	if (r == HK_OK && changed > 0)
+		log_info("released leases of a previous run", "deliveries=%ld", changed);
+	return r;
+}
+
+/* ---- statistics ---------------------------------------------------------- */
+
+hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
+                   int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	*out = NULL;
+	*n = 0;
+	struct pg_params p = { 0 };
+	pp_text(&p, endpoint_id);
+	pp_int(&p, start / 60000);
+	pp_int(&p, (end + 59999) / 60000);
+	pp_int(&p, bucket_ms);
+	PGresult *res = pg_run(c, PS_STATS, &p, err);
+	if (!res)
+		return err->status;
+	size_t rows = (size_t)PQntuples(res);
+	struct store_stat *a = rows ? calloc(rows, sizeof(*a)) : NULL;
+	if (rows && !a) {
+		PQclear(res);
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	}
+	for (size_t i = 0; i < rows; i++) {
+		a[i].bucket_start = pg_int(res, (int)i, 0);
+		a[i].succeeded = pg_int(res, (int)i, 1);
+		a[i].failed = pg_int(res, (int)i, 2);
+	}
+	PQclear(res);
+	*out = a;
+	*n = rows;
+	return HK_OK;
+}
+
+/* ---- LISTEN/NOTIFY --------------------------------------------------------
+ *
+ * One thread per node holds its own connection in LISTEN hookd_due and calls
+ * wake() for each notification. After its connection comes back from a
+ * break it calls wake() once too: notifications sent meanwhile are lost, and
+ * a claim finds whatever they were about. Stopped through `stop` (a flag
+ * read under the lock) with at most one poll interval of delay.
+ */
+struct pg_listener {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	bool stop;
+	struct pg_store *ps;
+	char *url;
+	void (*wake)(void *);
+	void *arg;
+};
+
+static bool listener_stopping(struct pg_listener *l)
+{
+	pthread_mutex_lock(&l->lock);
+	bool stop = l->stop;
+	pthread_mutex_unlock(&l->lock);
+	return stop;
+}
+
+static PGconn *listen_connect(struct pg_listener *l)
+{
+	PGconn *conn = pg_connect(l->url);
+	if (conn && PQstatus(conn) == CONNECTION_OK) {
+		PGresult *res = PQexec(conn, "LISTEN " PG_CHANNEL);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		PQclear(res);
+		if (ok)
+			return conn;
+	}
+	PQfinish(conn);
+	return NULL;
+}
+
+/* Wait for notifications on a live connection until it breaks or we stop. */
+static void listen_until_broken(struct pg_listener *l, PGconn *conn)
+{
+	while (!listener_stopping(l)) {
+		struct pollfd pfd = { .fd = PQsocket(conn), .events = POLLIN };
+		int rc = poll(&pfd, 1, 250);
+		if (rc < 0 && errno != EINTR)
+			return;
+		if (rc > 0 && !PQconsumeInput(conn))
+			return;
+		bool any = false;
+		PGnotify *note;
+		while ((note = PQnotifies(conn)) != NULL) {
+			any = true;
+			PQfreemem(note);
+		}
+		if (any)
+			l->wake(l->arg);
+		if (PQstatus(conn) != CONNECTION_OK)
+			return;
+	}
+}
+
+/* Sleep the back-off (doubling from 50 ms to 2 s), waking early to stop. */
+static void listener_nap(struct pg_listener *l, int *backoff)
+{
+	*backoff = *backoff ? (*backoff * 2 > 2000 ? 2000 : *backoff * 2) : 50;
+	for (int waited = 0; waited < *backoff && !listener_stopping(l); waited += 50)
+		usleep(50000);
+}
+
+static void *listener_main(void *arg)
+{
+	struct pg_listener *l = arg;
+	int backoff = 0;
+	while (!listener_stopping(l)) {
+		PGconn *conn = listen_connect(l);
+		/* A break that took the LISTEN connection took the liveness lock too. */
+		if (!conn || !pg_alive_ensure(l->ps)) {
+			PQfinish(conn);
+			listener_nap(l, &backoff);
+			continue;
+		}
+		if (backoff) {
+			log_info("listening for other nodes again", NULL);
+			l->wake(l->arg); /* notifications sent meanwhile are lost */
+		}
+		backoff = 0;
+		listen_until_broken(l, conn);
+		PQfinish(conn);
+		if (!listener_stopping(l)) {
+			log_warn("lost the LISTEN connection; reconnecting", NULL);
+			listener_nap(l, &backoff);
+		}
+	}
+	return NULL;
+}
+
+void pg_listener_stop(struct pg_store *ps)
+{
+	struct pg_listener *l = ps->listener;
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->lock);
+	l->stop = true;
+	pthread_mutex_unlock(&l->lock);
+	pthread_join(l->thread, NULL);
+	pthread_mutex_destroy(&l->lock);
+	free(l->url);
+	free(l);
+	ps->listener = NULL;
+}
+
+hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err)
+{
+	struct pg_store *ps = (struct pg_store *)s;
+	pg_listener_stop(ps);
+	if (!wake)
+		return HK_OK;
+	struct pg_listener *l = calloc(1, sizeof(*l));
+	if (!l || !(l->url = strdup(ps->url))) {
+		free(l);
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	}
+	l->ps = ps;
+	l->wake = wake;
+	l->arg = arg;
+	pthread_mutex_init(&l->lock, NULL);
+	if (pthread_create(&l->thread, NULL, listener_main, l) != 0) {
+		pthread_mutex_destroy(&l->lock);
+		free(l->url);
+		free(l);
+		return hk_fail(err, HK_EINTERNAL, NULL, "cannot start the listener thread");
+	}
+	ps->listener = l;
+	return HK_OK;
+}

@@ -1,0 +1,131 @@
+/*
+ * store_pg_int: what the files of the PostgreSQL backend share, and nothing
+ * else includes (as store_sqlite_int.h is for the SQLite backend).
+ *
+ * store_pg.c          connections and reconnection, schema, orgs, keys,
+ *                     endpoints, publishing, delivery history
+ * store_pg_dispatch.c the dispatcher's side: claims with SKIP LOCKED,
+ *                     recording attempts, the LISTEN/NOTIFY listener, stats
+ */
+#ifndef HK_STORE_PG_INT_H
+#define HK_STORE_PG_INT_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "store_int.h"
+
+/* The NOTIFY channel that tells every node new deliveries are due. */
+#define PG_CHANNEL "hookd_due"
+
+enum pg_stmt {
+	PS_ORG_INSERT, PS_ORG_GET, PS_ORG_COUNT,
+	PS_KEY_INSERT, PS_KEY_LOOKUP,
+	PS_EP_INSERT, PS_EP_GET, PS_EP_PRIMARY, PS_EP_LIST, PS_EP_UPDATE, PS_EP_DELETE,
+	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_FANOUT, PS_ROLLUP_DELETE,
+	PS_EV_IDEM, PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT,
+	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
+	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_NEXT_DUE,
+	PS_REC_DELIVERY, PS_REC_ATTEMPT, PS_REC_ENDPOINT, PS_REC_PAUSE, PS_REC_ROLLUP,
+	PS_RELEASE, PS_STATS,
+	PS_COUNT
+};
+
+/* One thread's connection. A connection that broke is reset on a later use,
+ * no sooner than retry_at, with the wait doubling up to 2 s: a database that
+ * restarts is found again by itself, and one that is down costs a request
+ * nothing but a quick 503. */
+struct pg_conn {
+	PGconn *conn;
+	bool prepared[PS_COUNT]; /* prepared on this session (lost on reset) */
+	int64_t retry_at;        /* monotonic ms */
+	int backoff_ms;
+	struct pg_conn *next;
+};
+
+struct pg_listener;
+
+struct pg_store {
+	struct store base;
+	const struct seal *seal; /* NULL: secrets rest as given */
+	char *url;
+	pthread_key_t key;
+	pthread_mutex_t lock; /* guards conns */
+	struct pg_conn *conns;
+	struct pg_listener *listener; /* NULL until store_listen */
+	/* This node's liveness: a session advisory lock on node_id, held by the
+	 * `alive` connection for as long as the process lives. Claims record
+	 * node_id as the lease's owner, so a restarting node can tell the leases
+	 * of dead nodes (no lock) from those of live ones. Opened by pg_open,
+	 * then touched only by the listener thread (which re-takes the lock after
+	 * a break), then closed by pg_close after that thread has stopped. */
+	int64_t node_id;
+	PGconn *alive;
+};
+
+/* (Re)take this node's liveness lock on ps->alive; false when unreachable. */
+bool pg_alive_ensure(struct pg_store *ps);
+
+/* Up to 12 parameters of one statement, formatted on the stack: numbers as
+ * text, blobs as binary, so a statement costs no allocation to bind. */
+#define PG_MAX_PARAMS 12
+struct pg_params {
+	int n;
+	const char *v[PG_MAX_PARAMS];
+	int len[PG_MAX_PARAMS];
+	int fmt[PG_MAX_PARAMS];
+	char num[PG_MAX_PARAMS][24];
+};
+
+void pp_text(struct pg_params *p, const char *s); /* NULL binds SQL NULL */
+void pp_int(struct pg_params *p, int64_t v);
+void pp_null(struct pg_params *p);
+void pp_bin(struct pg_params *p, const void *data, size_t len);
+
+/* Open a connection to url (libpq URI or key=value string); NULL on failure. */
+PGconn *pg_connect(const char *url);
+/* This thread's connection, opened (or reset) on demand; NULL with err filled. */
+struct pg_conn *pg_conn(struct pg_store *ps, struct hk_err *err);
+/* Run a prepared statement. Returns the result (PQclear it) when it
+ * succeeded, else NULL with err filled: HK_ECONFLICT on a unique violation,
+ * HK_ESTORE otherwise (store_unavailable when the connection is gone). */
+PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
+                 struct hk_err *err);
+/* Run a statement that returns no rows; *changed (OUT, may be NULL) counts rows. */
+hk_status pg_do(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p, long *changed,
+                struct hk_err *err);
+/* Run plain SQL (BEGIN, COMMIT, NOTIFY, DDL). */
+hk_status pg_exec(struct pg_conn *c, const char *sql, struct hk_err *err);
+hk_status pg_tx_begin(struct pg_conn *c, struct hk_err *err);
+hk_status pg_tx_commit(struct pg_conn *c, struct hk_err *err);
+/* Roll back whatever transaction is open; harmless when none is. */
+void pg_tx_rollback(struct pg_conn *c);
+/* Copy a text column into a fixed buffer; "" for NULL. */
+void pg_copy(const PGresult *res, int row, int col, char *dst, size_t cap);
+int64_t pg_int(const PGresult *res, int row, int col);
+/* Hold (or release) an endpoint's pending deliveries. */
+hk_status pg_endpoint_hold(struct pg_conn *c, const char *id, bool hold, struct hk_err *err);
+/* A resting secret back to plaintext (empty when it does not open). */
+char *pg_open_secret(const struct pg_store *ps, const char *id, const char *value);
+
+/* The dispatcher's side (store_pg_dispatch.c), in store_ops order. */
+hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                   const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                   struct hk_err *err);
+hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err);
+hk_status pg_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
+                    char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
+hk_status pg_release_leases(struct store *s, int64_t now, struct hk_err *err);
+hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
+                   int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
+hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+/* Stop the listener thread, if any (store_close calls it). */
+void pg_listener_stop(struct pg_store *ps);
+
+#define PG_CONN_OR_FAIL(s, err)                                   \
+	struct pg_conn *c = pg_conn((struct pg_store *)(s), (err)); \
+	if (!c)                                                     \
+		return HK_ESTORE
+
+#endif
