@@ -7,7 +7,9 @@ level=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libmicrohttpd-dev libcurl4-openssl-dev
       libssl-dev libjansson-dev libsqlite3-dev libpq-dev curl ca-certificates"
 case $level in
-test|bench) pkgs="$pkgs python3 openssl sqlite3 clang libclang-rt-14-dev procps" ;;
+# postgresql: the tests run each end-to-end test on a throwaway cluster too
+# (tests/pg.py finds Debian's /usr/lib/postgresql/<version>/bin by a glob).
+test|bench) pkgs="$pkgs python3 openssl sqlite3 clang libclang-rt-14-dev procps postgresql" ;;
 esac
 case $level in
 bench) pkgs="$pkgs nginx-light wrk linux-perf valgrind" ;;

@@ -109,6 +109,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 	                    " WHERE id = ANY($1::text[])",
 	[PS_NEXT_DUE] = "SELECT coalesce(min(next_attempt_at), 0) FROM deliveries"
 	                " WHERE status = 0 AND held = 0",
+	[PS_REC_LOCK] = "SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id"
+	                " FOR NO KEY UPDATE",
 	[PS_REC_DELIVERY] = "UPDATE deliveries SET status = $3, attempt_count = $4, last_http_status = $5,"
 	                    " next_attempt_at = $6, lease = NULL WHERE id = $1 AND lease = $2",
 	[PS_REC_ATTEMPT] = "INSERT INTO attempts(delivery_id, number, started_at, duration_ms,"

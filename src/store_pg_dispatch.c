@@ -4,10 +4,12 @@
  * attempts, and the LISTEN thread that wakes this node when another one
  * publishes. The design notes are at the top of store_pg.c.
  *
- * Locking order: a claim locks delivery rows only (FOR UPDATE OF d SKIP
- * LOCKED: rows another node holds are passed over, never waited for). A
- * record updates its deliveries, then its endpoints' counters in endpoint id
- * order, so two nodes recording at once cannot deadlock on each other.
+ * Locking order: endpoints before their deliveries, everywhere. PATCH and
+ * DELETE of an endpoint lock its row, then its deliveries (hold, cascade). A
+ * record locks its endpoints first, in id order, then updates deliveries and
+ * counters, so it can deadlock neither with those nor with another node's
+ * record. A claim locks delivery rows only (FOR UPDATE OF d SKIP LOCKED:
+ * rows another node holds are passed over, never waited for).
  */
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -245,12 +247,32 @@ static hk_status breaker_apply(struct pg_conn *c, const char *endpoint, bool res
 	return h;
 }
 
+/* Lock the batch's endpoint rows, in id order (see the top). */
+static hk_status lock_endpoints(struct pg_conn *c, const struct store_result *r, size_t n,
+                                struct hk_err *err)
+{
+	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
+	if (!ids)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	size_t len = 0;
+	ids[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", r[i].endpoint_id);
+	ids[len++] = '}';
+	ids[len] = '\0';
+	struct pg_params p = { 0 };
+	pp_text(&p, ids);
+	hk_status h = pg_do(c, PS_REC_LOCK, &p, NULL, err);
+	free(ids);
+	return h;
+}
+
 static hk_status record_tx(struct pg_conn *c, struct store_result *r, size_t n, int threshold,
                            char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
 {
 	struct store_rollup ru = { 0 };
 	struct store_breaker b = { 0 };
-	hk_status h = HK_OK;
+	hk_status h = lock_endpoints(c, r, n, err);
 	for (size_t i = 0; i < n && h == HK_OK; i++) {
 		if ((h = record_one(c, &r[i], err)) != HK_OK || r[i].fenced)
 			continue;

@@ -4,6 +4,10 @@ Python 3 standard library only (CI has nothing else). A test is a function
 `test_*(ctx)` in a tests/test_*.py module; `ctx` gives it a fresh working
 directory, started servers (stopped, and checked for sanitizer reports, at
 the end of the test) and the test certificates.
+
+Every test runs against one store backend, `ctx.backend`: "sqlite" (a file in
+the test's directory) or "postgres" (a fresh database per hookd on the
+cluster whose base URL run.py passes in HOOKD_TEST_PG; see tests/pg.py).
 """
 import base64
 import hashlib
@@ -12,12 +16,15 @@ import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+
+import pg
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TMP = os.path.join(HERE, "tmp")
@@ -156,12 +163,16 @@ class Receiver:
 class Hookd:
     """The real hookd binary on a free port with a database of its own."""
 
-    def __init__(self, build_dir, workdir, extra_args=(), env=None, db=None):
+    def __init__(self, build_dir, workdir, extra_args=(), env=None, db=None, key_file=None):
         self.bin = os.path.join(build_dir, "hookd")
         self.dir = workdir
         self.db = db or os.path.join(workdir, "hookd.db")
+        self.backend = "postgres" if is_pg_url(self.db) else "sqlite"
+        # The master key file: hookd's default (<db>.key) for SQLite; for a
+        # URL, one passed by --master-key-file unless extra_args name one.
+        self.key_file = key_file or (None if self.backend == "postgres" else self.db + ".key")
         self.extra = list(extra_args)
-        self.env = dict(os.environ)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("HOOKD_TEST_")}
         self.env.update({
             "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
             "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1",
@@ -178,9 +189,12 @@ class Hookd:
         self.runs += 1
         out = open(self.stdout_path, "a")
         err = open(self.stderr_path, "a")
+        key = []
+        if self.backend == "postgres" and self.key_file and "--master-key-file" not in self.extra:
+            key = ["--master-key-file", self.key_file]
         self.proc = subprocess.Popen(
             [self.bin, "serve", "--listen", "127.0.0.1:%d" % self.port, "--db", self.db,
-             "--log-level", "debug", *self.extra],
+             "--log-level", "debug", *key, *self.extra],
             stdout=out, stderr=err, env=self.env)
         out.close()
         err.close()
@@ -261,22 +275,93 @@ class Hookd:
         return "\n".join(self.log_text().splitlines()[-n:])
 
 
+def is_pg_url(db):
+    return db.startswith("postgres://") or db.startswith("postgresql://")
+
+
+def write_master_key(path, version=1):
+    """A master key file as hookd makes one: `<version> <64 hex>`, 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("%d %s\n" % (version, secrets.token_hex(32)))
+    return path
+
+
 class Context:
-    def __init__(self, build_dir, name):
+    def __init__(self, build_dir, name, backend=None):
         self.build_dir = build_dir
+        self.backend = backend or os.environ.get("HOOKD_TEST_BACKEND", "sqlite")
+        assert self.backend in ("sqlite", "postgres"), self.backend
         os.makedirs(TMP, exist_ok=True)
-        self.workdir = tempfile.mkdtemp(prefix=name + ".", dir=TMP)
+        self.workdir = tempfile.mkdtemp(prefix=name.replace("[pg]", ".pg") + ".", dir=TMP)
         self._cleanups = []
         self.servers = []
         self.certs = certs()
+        self._pg_base = os.environ.get("HOOKD_TEST_PG") or None
+        self._pg_own = None
+        self.databases = []  # (base URL, name) made by new_database
 
     def cleanup(self, fn):
         self._cleanups.append(fn)
 
-    def hookd(self, extra_args=(), env=None, start=True, db=None):
+    # -- PostgreSQL -------------------------------------------------------
+    def pg_base(self):
+        """The shared cluster's base URL (HOOKD_TEST_PG), or, when a test runs
+        alone without run.py's cluster, a private one for this test."""
+        if not self._pg_base:
+            self._pg_own = pg.Cluster().start()
+            self._cleanups.insert(0, self._pg_own.destroy)  # runs last
+            self._pg_base = self._pg_own.base_url()
+        return self._pg_base
+
+    def pg_cluster(self, **kw):
+        """A private cluster of this test's own (to stop, kill, restart)."""
+        c = pg.Cluster(**kw)
+        self._cleanups.insert(0, c.destroy)
+        return c.start()
+
+    def new_database(self, base=None):
+        """A fresh, uniquely named database; returns its URL."""
+        base = base or self.pg_base()
+        name = "t%d_%d_%s" % (os.getpid(), len(self.databases), secrets.token_hex(3))
+        url = pg.create_database(base, name)
+        self.databases.append((base, name))
+        return url
+
+    def drop_databases(self):
+        """Drop the databases made by new_database (run.py does it for a test
+        that passed; a failed one keeps them to look at)."""
+        for base, name in self.databases:
+            try:
+                pg.drop_database(base, name)
+            except Exception:  # noqa: BLE001 - the cluster may be gone already
+                pass
+        self.databases = []
+
+    def db_dump(self, h):
+        """What hookd h keeps at rest, as bytes: the SQLite files, or a
+        pg_dump of its database."""
+        if is_pg_url(h.db):
+            return pg.dump(h.db)
+        out = b""
+        for p in (h.db, h.db + "-wal"):
+            if os.path.exists(p):
+                out += open(p, "rb").read()
+        return out
+
+    def hookd(self, extra_args=(), env=None, start=True, db=None, key_file=None):
+        """A hookd on a database of its own (a SQLite file in its directory,
+        or a new database on the shared cluster), unless db names one. For a
+        postgres:// db the master key file is <workdir>/<database>.key, so
+        hookds on one database share it, unless key_file is given."""
         d = os.path.join(self.workdir, "hookd%d" % len(self.servers))
         os.makedirs(d)
-        h = Hookd(self.build_dir, d, extra_args, env, db)
+        if db is None and self.backend == "postgres":
+            db = self.new_database()
+        if db is not None and is_pg_url(db) and key_file is None:
+            key_file = os.path.join(self.workdir, "%s_%s.key" % (
+                pg.dbname_of(db), re.sub(r"\W", "_", pg.base_of(db).rsplit(":", 1)[-1])))
+        h = Hookd(self.build_dir, d, extra_args, env, db, key_file)
         self.servers.append(h)
         self.cleanup(h.stop)
         return h.start() if start else h

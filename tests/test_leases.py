@@ -26,7 +26,8 @@ def test_worker_paused_past_its_lease_writes_nothing(ctx):
         # A second worker on the same database: A's lease (1 s + 3 s) must
         # expire before it may claim the delivery.
         b = ctx.hookd(extra_args=args, db=a.db)
-        assert "another hookd is using this database" in b.log_text()
+        if ctx.backend == "sqlite":  # PostgreSQL is shared by design: nothing to warn of
+            assert "another hookd is using this database" in b.log_text()
 
         def detail():
             st, ds, _ = b.request("GET", BASE + "/endpoints/" + ep["id"] + "/deliveries", key=key)
