@@ -2,20 +2,26 @@
  * dispatch: the delivery engine. See dispatch.h for the design.
  *
  * Hand-offs, precisely:
- *   - wake flag: any thread sets d->wake under d->lock, then calls
- *     curl_multi_wakeup; the loop thread reads and clears it under d->lock.
+ *   - wake flag: any thread sets d->wake under d->lock and signals
+ *     d->claim_cond; the claimer thread reads and clears it under d->lock.
+ *   - ready jobs: the claimer appends the jobs of a claim to d->ready under
+ *     d->lock and calls curl_multi_wakeup; the loop swaps the whole array
+ *     out under d->lock and starts the jobs.
  *   - watchers: registered under d->lock by API threads; run and removed by
  *     the recorder thread, under d->lock taken only to unlink them.
- *   - released slots: an endpoint's in-flight slot is given back only once
- *     its attempt is recorded (so the breaker's pause is in the store before
- *     the endpoint can be claimed again); the recorder appends the endpoint
- *     ids to d->released and the earliest retry time to d->retry_due, under
- *     d->lock, and wakes the loop, which applies them.
+ *   - released slots: a failed attempt's in-flight slot is given back only
+ *     once it is recorded (so the breaker's pause is in the store before
+ *     the endpoint can be claimed again); a successful one's is given back
+ *     by the loop as it finishes (a success cannot pause anything, and its
+ *     delivery stays leased until recorded). Either appends the endpoint
+ *     ids to d->released (the recorder also the earliest retry time to
+ *     d->retry_due) under d->lock and signals d->claim_cond; the claimer
+ *     applies them to its counts.
  *   - outcomes: the loop thread appends a finished attempt (struct outcome,
  *     owning its job, response bytes and error text) to d->queue under
  *     d->lock and signals d->cond; the recorder swaps the whole queue out.
- * Everything else (the multi handle, transfers, per-endpoint counts) belongs
- * to the loop thread alone.
+ * The multi handle and the transfers belong to the loop thread alone; the
+ * per-endpoint and global claimed counts, to the claimer alone.
  *
  * A transfer (struct xfer) is allocated once and reused: its easy handle,
  * its header list (curl_slist nodes embedded in the xfer, pointing into an
@@ -33,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -41,6 +48,7 @@
 #include "timeutil.h"
 
 #define CLAIM_MAX 256
+#define CLAIM_REFILL 16 /* freed slots worth a claim of their own */
 #define BODY_HARD_CAP (64 * 1024) /* read at most this much of a response, keep response_keep */
 #define POLL_MAX_MS 1000
 #define NHDR 8
@@ -67,6 +75,7 @@ struct xfer {
 struct outcome {
 	struct store_result r;
 	struct store_job job;
+	bool slot_held; /* the endpoint slot waits for the record (a failure) */
 	struct outcome *next;
 	char mem[]; /* response bytes, then the error text */
 };
@@ -90,19 +99,29 @@ struct ep_count {
 struct dispatch {
 	struct store *store;
 	const struct dispatch_config *cfg;
-	pthread_t loop_thread, rec_thread;
+	pthread_t loop_thread, rec_thread, claim_thread;
 	CURLM *multi;
 	/* loop thread only */
-	unsigned in_flight;
+	unsigned in_flight;  /* transfers started, not finished */
 	struct xfer *free_xfers;
 	struct xfer *active; /* started, not yet finished */
+	struct store_job *spare; /* swapped with d->ready */
+	size_t spare_cap;
+	char (*succeeded)[UUID_STR_LEN]; /* endpoints of successes to give back */
+	size_t nsucceeded, succeeded_cap;
+	/* claimer thread only */
+	unsigned claimed;    /* claimed and not yet given back: the global cap */
 	struct ep_count *eps[EP_BUCKETS];
-	int64_t next_due; /* 0: unknown, ask the store */
+	int64_t next_due;    /* 0: unknown, ask the store */
 	int64_t last_claim;
+	unsigned freed;      /* slots given back since the last claim */
 	/* under lock */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;       /* the recorder waits on it */
+	pthread_cond_t claim_cond; /* the claimer waits on it */
 	bool wake;
+	struct store_job *ready;   /* claimed, for the loop to start */
+	size_t nready, ready_cap;
 	bool stopping;    /* dispatch_stop called */
 	bool loop_done;   /* the loop thread has exited */
 	bool stopped;     /* both threads joined */
@@ -356,7 +375,6 @@ static void start(struct dispatch *d, struct store_job *job)
 	x->started_wall = tu_now_ms();
 	x->started_mono = tu_mono_ms();
 	d->in_flight++;
-	ep_add(d, x->job.endpoint_id, 1);
 	x->prev_on = NULL;
 	x->next_on = d->active;
 	if (d->active)
@@ -495,17 +513,55 @@ static void unlink_active(struct dispatch *d, struct xfer *x)
 	d->free_xfers = x;
 }
 
+/* Note an endpoint slot to give back to the claimer (after collect). */
+static void give_back_later(struct dispatch *d, const char *endpoint_id)
+{
+	if (d->nsucceeded == d->succeeded_cap) {
+		size_t cap = d->succeeded_cap ? d->succeeded_cap * 2 : 256;
+		char(*grown)[UUID_STR_LEN] = realloc(d->succeeded, cap * UUID_STR_LEN);
+		if (!grown)
+			return; /* the slot stays taken: only the cap's precision suffers */
+		d->succeeded = grown;
+		d->succeeded_cap = cap;
+	}
+	memcpy(d->succeeded[d->nsucceeded++], endpoint_id, UUID_STR_LEN);
+}
+
 static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
 {
 	struct outcome *o = make_outcome(x, rc);
 	unlink_active(d, x);
-	if (o)
+	if (!o || o->r.success)
+		give_back_later(d, x->job.endpoint_id);
+	if (o) {
+		o->slot_held = !o->r.success;
 		enqueue(d, o); /* the outcome owns the job now */
-	else {
-		ep_add(d, x->job.endpoint_id, -1);
+	} else {
 		store_job_clear(&x->job); /* out of memory: the lease expires, it goes again */
 	}
 	memset(&x->job, 0, sizeof(x->job));
+}
+
+/* Hand the slots of this round's successes to the claimer at once. */
+static void give_back(struct dispatch *d)
+{
+	if (!d->nsucceeded)
+		return;
+	pthread_mutex_lock(&d->lock);
+	size_t need = d->nreleased + d->nsucceeded;
+	if (need > d->released_cap) {
+		char(*grown)[UUID_STR_LEN] = realloc(d->released, need * UUID_STR_LEN);
+		if (grown) {
+			d->released = grown;
+			d->released_cap = need;
+		}
+	}
+	size_t n = need <= d->released_cap ? d->nsucceeded : 0;
+	memcpy(d->released[d->nreleased], d->succeeded, n * UUID_STR_LEN);
+	d->nreleased += n;
+	pthread_cond_signal(&d->claim_cond);
+	pthread_mutex_unlock(&d->lock);
+	d->nsucceeded = 0;
 }
 
 static void collect(struct dispatch *d)
@@ -523,31 +579,60 @@ static void collect(struct dispatch *d)
 	}
 }
 
-/* ---- claiming (loop thread) ----------------------------------------------- */
+/* ---- claiming (claimer thread) --------------------------------------------
+ *
+ * Claims run on a thread of their own so the loop never waits on the store:
+ * a claim takes the store's write lock, which the recorder holds through its
+ * commit's fsync, and a loop stalled there would stall every transfer.
+ */
 
-static bool take_wake(struct dispatch *d, bool *stopping)
+/* Apply what was given back (under d->lock). */
+static void take_released(struct dispatch *d)
 {
-	pthread_mutex_lock(&d->lock);
-	bool w = d->wake;
-	d->wake = false;
-	*stopping = d->stopping;
-	for (size_t i = 0; i < d->nreleased; i++)
+	for (size_t i = 0; i < d->nreleased; i++) {
 		ep_add(d, d->released[i], -1);
+		if (d->claimed)
+			d->claimed--;
+	}
+	d->freed += (unsigned)d->nreleased;
 	d->nreleased = 0;
 	if (d->retry_due && (!d->next_due || d->retry_due < d->next_due))
 		d->next_due = d->retry_due;
 	d->retry_due = 0;
-	pthread_mutex_unlock(&d->lock);
-	return w;
 }
 
-/* Claim and start what is due and fits. Returns true when more may be due
- * right now (a full batch came back). */
+/* Hand claimed jobs to the loop and wake it. */
+static void hand_over(struct dispatch *d, struct store_job *jobs, size_t n)
+{
+	pthread_mutex_lock(&d->lock);
+	if (d->nready + n > d->ready_cap) {
+		size_t cap = d->ready_cap ? d->ready_cap : 256;
+		while (cap < d->nready + n)
+			cap *= 2;
+		struct store_job *grown = realloc(d->ready, cap * sizeof(*grown));
+		if (!grown) {
+			pthread_mutex_unlock(&d->lock);
+			for (size_t i = 0; i < n; i++)
+				store_job_clear(&jobs[i]); /* out of memory: the leases expire */
+			return;
+		}
+		d->ready = grown;
+		d->ready_cap = cap;
+	}
+	memcpy(d->ready + d->nready, jobs, n * sizeof(*jobs));
+	d->nready += n;
+	curl_multi_wakeup(d->multi);
+	pthread_mutex_unlock(&d->lock);
+}
+
+/* Claim what is due and fits, and hand it to the loop. Returns true when
+ * more may be due right now (a full batch came back). */
 static bool claim(struct dispatch *d, int64_t now)
 {
 	const struct dispatch_config *cfg = d->cfg;
-	unsigned room = cfg->max_in_flight > d->in_flight ? cfg->max_in_flight - d->in_flight : 0;
+	unsigned room = cfg->max_in_flight > d->claimed ? cfg->max_in_flight - d->claimed : 0;
 	d->last_claim = now;
+	d->freed = 0;
 	if (room == 0)
 		return false;
 	unsigned cap = room < CLAIM_MAX ? room : CLAIM_MAX;
@@ -569,63 +654,129 @@ static bool claim(struct dispatch *d, int64_t now)
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
-		start(d, &jobs[i]);
+		ep_add(d, jobs[i].endpoint_id, 1);
+	d->claimed += (unsigned)n;
+	if (n)
+		hand_over(d, jobs, n);
 	if (n == cap)
 		return true;
 	int64_t due = 0;
 	if (store_next_due(d->store, &due, &err) == HK_OK)
 		d->next_due = due;
-	/* Due work left unclaimed: its endpoints are at their cap. Wait for the
-	 * recorder to free a slot (it wakes us) rather than claim again at once:
+	/* Due work left unclaimed: its endpoints are at their cap. Wait for a
+	 * slot to be given back (that wakes us) rather than claim again at once:
 	 * a loop of empty claims would hold the write lock against the recorder. */
 	if (d->next_due && d->next_due <= now)
 		d->next_due = 0;
 	return false;
 }
 
-/* How long the loop may sleep before something needs doing. */
-static long poll_timeout(struct dispatch *d, int64_t now, bool stopping)
+/* Should the claimer claim now (under d->lock)? */
+static bool claim_wanted(struct dispatch *d, bool more, int64_t now)
 {
-	long t = POLL_MAX_MS;
-	long ct = -1;
-	curl_multi_timeout(d->multi, &ct);
-	if (ct >= 0 && ct < t)
-		t = ct;
-	if (!stopping && d->next_due > 0 && d->in_flight < d->cfg->max_in_flight) {
-		int64_t until = d->next_due - now;
-		if (until < t)
-			t = until > 0 ? (long)until : 0;
+	bool woke = d->wake;
+	d->wake = false;
+	bool due = d->next_due > 0 && now >= d->next_due;
+	/* Slots given back: claim once a batch' worth is free, or when little
+	 * is left claimed, not on every finished attempt. */
+	bool refill = d->freed >= CLAIM_REFILL || (d->freed && d->claimed < CLAIM_REFILL);
+	return more || woke || due || refill || now - d->last_claim >= POLL_MAX_MS;
+}
+
+/* Sleep (under d->lock) until woken, or until the next due time or poll. */
+static void claimer_wait(struct dispatch *d, int64_t now)
+{
+	int64_t until = d->last_claim + POLL_MAX_MS;
+	if (d->next_due > 0 && d->next_due < until)
+		until = d->next_due;
+	if (until <= now)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ns = ts.tv_nsec + (until - now) * 1000000;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	pthread_cond_timedwait(&d->claim_cond, &d->lock, &ts);
+}
+
+static void *claimer_main(void *arg)
+{
+	struct dispatch *d = arg;
+	bool more = true;
+	pthread_mutex_lock(&d->lock);
+	while (!d->stopping) {
+		take_released(d);
+		int64_t now = tu_now_ms();
+		if (!claim_wanted(d, more, now)) {
+			claimer_wait(d, now);
+			continue;
+		}
+		pthread_mutex_unlock(&d->lock);
+		more = claim(d, now);
+		pthread_mutex_lock(&d->lock);
 	}
-	return t;
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* ---- the loop thread ------------------------------------------------------ */
+
+/* Take the jobs the claimer handed over (they are started by the caller)
+ * and whether we are stopping. */
+static size_t take_ready(struct dispatch *d, bool *stopping)
+{
+	pthread_mutex_lock(&d->lock);
+	*stopping = d->stopping;
+	struct store_job *jobs = d->ready;
+	size_t n = d->nready, cap = d->ready_cap;
+	d->ready = d->spare;
+	d->ready_cap = d->spare_cap;
+	d->nready = 0;
+	pthread_mutex_unlock(&d->lock);
+	d->spare = jobs;
+	d->spare_cap = cap;
+	return n;
+}
+
+/* Start the jobs handed over; when stopping, drop them instead (their
+ * leases expire, or are released at the next start). */
+static void start_ready(struct dispatch *d, size_t n, bool stopping)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (stopping)
+			store_job_clear(&d->spare[i]);
+		else
+			start(d, &d->spare[i]);
+	}
 }
 
 static void *loop_main(void *arg)
 {
 	struct dispatch *d = arg;
-	bool more = true, stopping = false;
+	bool stopping = false;
 	int64_t deadline = 0;
 	for (;;) {
-		bool woke = take_wake(d, &stopping);
-		int64_t now = tu_now_ms();
+		size_t n = take_ready(d, &stopping);
+		start_ready(d, n, stopping);
 		if (stopping && !deadline)
 			deadline = tu_mono_ms() + d->cfg->grace_ms;
 		if (stopping && (d->in_flight == 0 || tu_mono_ms() >= deadline))
 			break;
-		bool due = d->next_due > 0 && now >= d->next_due;
-		if (!stopping && (more || woke || due || now - d->last_claim >= POLL_MAX_MS))
-			more = claim(d, now);
 		int running;
 		curl_multi_perform(d->multi, &running);
 		collect(d);
-		if (!more)
-			curl_multi_poll(d->multi, NULL, 0, (int)poll_timeout(d, now, stopping), NULL);
+		give_back(d);
+		long t = POLL_MAX_MS;
+		curl_multi_timeout(d->multi, &t);
+		if (t < 0 || t > POLL_MAX_MS)
+			t = POLL_MAX_MS;
+		curl_multi_poll(d->multi, NULL, 0, (int)t, NULL);
 	}
 	/* Grace is over: abandon what is still in flight (its lease expires). */
 	while (d->active) {
 		struct xfer *x = d->active;
 		curl_multi_remove_handle(d->multi, x->easy);
 		log_info("abandoned an attempt at shutdown", "delivery=%s", x->job.delivery_id);
-		ep_add(d, x->job.endpoint_id, -1);
 		unlink_active(d, x);
 		store_job_clear(&x->job);
 	}
@@ -668,6 +819,8 @@ static void release_slots(struct dispatch *d, const struct outcome *list)
 	int64_t due = 0;
 	pthread_mutex_lock(&d->lock);
 	for (const struct outcome *o = list; o; o = o->next) {
+		if (!o->slot_held)
+			continue; /* the loop gave it back when the attempt succeeded */
 		if (d->nreleased == d->released_cap) {
 			size_t cap = d->released_cap ? d->released_cap * 2 : 256;
 			char(*grown)[UUID_STR_LEN] = realloc(d->released, cap * UUID_STR_LEN);
@@ -682,9 +835,10 @@ static void release_slots(struct dispatch *d, const struct outcome *list)
 	}
 	if (due && (!d->retry_due || due < d->retry_due))
 		d->retry_due = due;
-	d->wake = true; /* freed slots may let due work be claimed now */
-	if (!d->stopped)
-		curl_multi_wakeup(d->multi);
+	/* No wake flag: the claimer claims for freed slots by its refill rule,
+	 * and an unconditional claim would scan the backlog of a full endpoint. */
+	if (d->nreleased || d->retry_due)
+		pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -750,6 +904,31 @@ static void *recorder_main(void *arg)
 
 /* ---- public ------------------------------------------------------------------ */
 
+/* Start the three threads; on failure stop those already started. */
+static int start_threads(struct dispatch *d)
+{
+	if (pthread_create(&d->rec_thread, NULL, recorder_main, d) != 0)
+		return -1;
+	if (pthread_create(&d->loop_thread, NULL, loop_main, d) != 0) {
+		pthread_mutex_lock(&d->lock);
+		d->loop_done = true;
+		pthread_cond_signal(&d->cond);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(d->rec_thread, NULL);
+		return -1;
+	}
+	if (pthread_create(&d->claim_thread, NULL, claimer_main, d) != 0) {
+		pthread_mutex_lock(&d->lock);
+		d->stopping = true;
+		curl_multi_wakeup(d->multi);
+		pthread_mutex_unlock(&d->lock);
+		pthread_join(d->loop_thread, NULL);
+		pthread_join(d->rec_thread, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *cfg,
                                 struct hk_err *err)
 {
@@ -767,21 +946,18 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, 1024L);
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_cond_init(&d->cond, NULL);
-	if (pthread_create(&d->rec_thread, NULL, recorder_main, d) != 0) {
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits immune to clock steps */
+	pthread_cond_init(&d->claim_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (start_threads(d) != 0) {
 		curl_multi_cleanup(d->multi);
+		pthread_cond_destroy(&d->claim_cond);
+		pthread_cond_destroy(&d->cond);
+		pthread_mutex_destroy(&d->lock);
 		free(d);
-		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the recorder thread");
-		return NULL;
-	}
-	if (pthread_create(&d->loop_thread, NULL, loop_main, d) != 0) {
-		pthread_mutex_lock(&d->lock);
-		d->loop_done = true;
-		pthread_cond_signal(&d->cond);
-		pthread_mutex_unlock(&d->lock);
-		pthread_join(d->rec_thread, NULL);
-		curl_multi_cleanup(d->multi);
-		free(d);
-		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the dispatch thread");
+		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the dispatcher's threads");
 		return NULL;
 	}
 	return d;
@@ -790,10 +966,8 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 void dispatch_wake(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
-	bool live = !d->stopped;
 	d->wake = true;
-	if (live)
-		curl_multi_wakeup(d->multi);
+	pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -821,8 +995,10 @@ void dispatch_stop(struct dispatch *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->stopping = true;
+	pthread_cond_signal(&d->claim_cond);
 	curl_multi_wakeup(d->multi);
 	pthread_mutex_unlock(&d->lock);
+	pthread_join(d->claim_thread, NULL);
 	pthread_join(d->loop_thread, NULL);
 	pthread_join(d->rec_thread, NULL);
 	pthread_mutex_lock(&d->lock);
@@ -857,8 +1033,14 @@ void dispatch_free(struct dispatch *d)
 			free(e);
 		}
 	curl_multi_cleanup(d->multi);
+	for (size_t i = 0; i < d->nready; i++)
+		store_job_clear(&d->ready[i]);
+	free(d->ready);
+	free(d->spare);
+	free(d->succeeded);
 	free(d->released);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
+	pthread_cond_destroy(&d->claim_cond);
 	free(d);
 }

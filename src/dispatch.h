@@ -3,16 +3,26 @@
  * signed, on the libcurl multi interface, and records every attempt.
  *
  * Threads and hand-offs (the design in one paragraph):
- *   - the loop thread owns the curl multi handle. It claims due deliveries
- *     from the store with a lease (store_claim), starts one transfer each,
- *     and when a transfer ends it decides the outcome (success, retry at a
- *     time from the schedule or Retry-After, or final failure) and hands a
- *     result to the recorder through a mutex-protected queue.
+ *   - the claimer thread claims due deliveries from the store with a lease
+ *     (store_claim) and hands the jobs to the loop through a mutex-protected
+ *     array, waking it with curl_multi_wakeup. It keeps the per-endpoint and
+ *     global in-flight counts, and claims when woken (a publish, another
+ *     node's NOTIFY), when slots come back, when a retry is due, and at
+ *     least once a second. Claims have their own thread because a claim
+ *     waits for the store's write lock, which a commit holds through its
+ *     fsync: the loop must never wait there.
+ *   - the loop thread owns the curl multi handle. It starts one transfer per
+ *     job, and when a transfer ends it decides the outcome (success, retry at
+ *     a time from the schedule or Retry-After, or final failure) and hands a
+ *     result to the recorder through a mutex-protected queue. A success's
+ *     endpoint slot goes back to the claimer at once.
  *   - the recorder thread takes every result queued so far and writes them in
- *     one transaction (store_record: one fsync for many attempts), then
- *     frees their jobs and tells watchers (test deliveries) the outcome.
+ *     one transaction (store_record: one fsync for many attempts), gives the
+ *     slots of failed attempts back (only now, so a breaker pause is in the
+ *     store before the endpoint is claimed again), frees their jobs and tells
+ *     watchers (test deliveries) the outcome.
  * Other threads only call dispatch_wake / dispatch_watch, which take the
- * dispatcher's lock briefly and wake the loop with curl_multi_wakeup.
+ * dispatcher's lock briefly and signal the claimer.
  *
  * Fairness: at most cfg->max_in_flight transfers in all and
  * cfg->max_in_flight_per_endpoint per endpoint; an endpoint at its cap is
@@ -50,7 +60,7 @@ struct dispatch_config {
 
 struct dispatch;
 
-/* Start the loop and recorder threads. cfg and everything it points to must
+/* Start the claimer, loop and recorder threads. cfg and everything it points to must
  * outlive the dispatcher. NULL on failure with err filled. */
 struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *cfg,
                                 struct hk_err *err);

@@ -70,12 +70,16 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 	sq_bind_text(sel, 2, full);
 	/* Read a few more rows than we may take: some may lack room. */
 	sqlite3_bind_int(sel, 3, (int)cap * 4);
-	int rc;
+	int rc = SQLITE_DONE;
+	unsigned streak = 0;
 	struct store_tally t = { 0 };
-	while (*n < cap && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
+	while (*n < cap && streak < STORE_CLAIM_STREAK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		size_t known = t.n;
-		if (!store_room_take(room, &t, (const char *)sqlite3_column_text(sel, 2)))
+		if (!store_room_take(room, &t, (const char *)sqlite3_column_text(sel, 2))) {
+			streak++;
 			continue;
+		}
+		streak = 0;
 		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
 			sqlite3_reset(sel);
@@ -86,7 +90,7 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 		(*n)++;
 	}
 	sqlite3_reset(sel);
-	if (*n < cap && rc != SQLITE_DONE)
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return sq_error(err, c->db, "claim");
 	if (*n == 0)
 		return HK_OK;
