@@ -22,6 +22,13 @@
  *   - migrations and the first-start bootstrap take an advisory lock, so
  *     nodes that start together do them once.
  *
+ * Round trips: a batch (a publish, a record of attempts) sends its
+ * statements in libpq pipelines (pg_pipeline) and reads their results after
+ * one sync, so it costs a few round trips whatever its size, not one per
+ * statement. Statements that depend on an earlier one's outcome say so in
+ * SQL (a delivery is inserted only if its event was; an attempt row only if
+ * its lease held), so they need not wait for it.
+ *
  * Durability: a publish is acknowledged after COMMIT, which PostgreSQL makes
  * durable (synchronous_commit is left at its default, on). The schema is that
  * of the SQLite backend with PostgreSQL's types; see store_sqlite.c.
@@ -82,8 +89,12 @@ static const char *const stmt_sql[PS_COUNT] = {
 	[PS_EV_INSERT] = "INSERT INTO events(id, org_id, event_type, body, created_at, idem_key, req_hash,"
 	                 " fanout) VALUES($1,$2,$3,$4,$5,$6,$7,$8)"
 	                 " ON CONFLICT (org_id, idem_key) WHERE idem_key IS NOT NULL DO NOTHING",
+	/* Conditional: pipelined behind its event's insert, which inserts nothing
+	 * when another node took the idempotency key first. */
 	[PS_DL_INSERT] = "INSERT INTO deliveries(id, endpoint_id, event_id, event_type, created_at,"
-	                 " next_attempt_at, held, is_test, no_retry) VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9)",
+	                 " next_attempt_at, held, is_test, no_retry)"
+	                 " SELECT $1, $2, $3, $4, $5::bigint, $6::bigint, $7::int, $8::int, $9::int"
+	                 " WHERE EXISTS (SELECT 1 FROM events WHERE id = $3)",
 	[PS_DL_LIST] = "SELECT " DELIVERY_COLS DELIVERY_FILTER
 	               " ORDER BY d.created_at DESC, d.id DESC LIMIT $6 OFFSET $7",
 	[PS_DL_COUNT] = "SELECT count(*)" DELIVERY_FILTER,
@@ -111,14 +122,19 @@ static const char *const stmt_sql[PS_COUNT] = {
 	                " WHERE status = 0 AND held = 0",
 	[PS_REC_LOCK] = "SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id"
 	                " FOR NO KEY UPDATE",
-	[PS_REC_DELIVERY] = "UPDATE deliveries SET status = $3, attempt_count = $4, last_http_status = $5,"
-	                    " next_attempt_at = $6, lease = NULL WHERE id = $1 AND lease = $2",
-	[PS_REC_ATTEMPT] = "INSERT INTO attempts(delivery_id, number, started_at, duration_ms,"
-	                   " http_status, error, response_body) VALUES($1,$2,$3,$4,$5,$6,$7)"
-	                   " ON CONFLICT (delivery_id, number) DO UPDATE SET"
-	                   " started_at = excluded.started_at, duration_ms = excluded.duration_ms,"
-	                   " http_status = excluded.http_status, error = excluded.error,"
-	                   " response_body = excluded.response_body",
+	/* One statement per result, so a batch can be pipelined: the attempt row
+	 * is written only where the lease still holds (0 rows: fenced). */
+	[PS_REC_RESULT] = "WITH d AS (UPDATE deliveries SET status = $3, attempt_count = $4,"
+	                  " last_http_status = $5, next_attempt_at = $6, lease = NULL"
+	                  " WHERE id = $1 AND lease = $2 RETURNING id)"
+	                  " INSERT INTO attempts(delivery_id, number, started_at, duration_ms,"
+	                  " http_status, error, response_body)"
+	                  " SELECT d.id, $4::int, $7::bigint, $8::int, $5::int, $9::text, $10::bytea"
+	                  " FROM d"
+	                  " ON CONFLICT (delivery_id, number) DO UPDATE SET"
+	                  " started_at = excluded.started_at, duration_ms = excluded.duration_ms,"
+	                  " http_status = excluded.http_status, error = excluded.error,"
+	                  " response_body = excluded.response_body",
 	[PS_REC_ENDPOINT] = "UPDATE endpoints SET consecutive_failures ="
 	                    " CASE WHEN $2::int = 1 THEN $3::int ELSE consecutive_failures + $3::int END"
 	                    " WHERE id = $1 RETURNING consecutive_failures, is_active",
@@ -137,6 +153,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 	[PS_STATS] = "SELECT (minute * 60000 / $4) * $4 AS bucket, sum(succeeded), sum(failed)"
 	             " FROM attempt_rollup WHERE endpoint_id = $1 AND minute >= $2 AND minute < $3"
 	             " GROUP BY bucket ORDER BY bucket",
+	/* A statement too, so a pipeline can open its transaction. */
+	[PS_BEGIN] = "BEGIN",
 };
 
 /* Each migration brings the schema from version i to i + 1. Never edit one
@@ -337,14 +355,18 @@ static hk_status pg_fail(struct pg_conn *c, const PGresult *res, const char *wha
 	return hk_fail(err, HK_ESTORE, "store_error", "the store failed");
 }
 
-static bool prepare(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
-                    struct hk_err *err)
+static void stmt_name(enum pg_stmt id, char name[16])
+{
+	snprintf(name, 16, "s%d", (int)id);
+}
+
+static bool prepare(struct pg_conn *c, enum pg_stmt id, struct hk_err *err)
 {
 	if (c->prepared[id])
 		return true;
 	char name[16];
-	snprintf(name, sizeof(name), "s%d", (int)id);
-	PGresult *res = PQprepare(c->conn, name, stmt_sql[id], p->n, NULL);
+	stmt_name(id, name);
+	PGresult *res = PQprepare(c->conn, name, stmt_sql[id], 0, NULL);
 	bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 	if (!ok)
 		pg_fail(c, res, stmt_sql[id], err);
@@ -353,14 +375,9 @@ static bool prepare(struct pg_conn *c, enum pg_stmt id, const struct pg_params *
 	return ok;
 }
 
-PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
-                 struct hk_err *err)
+/* res when it succeeded, else NULL with err filled (res cleared). */
+static PGresult *result_ok(struct pg_conn *c, PGresult *res, enum pg_stmt id, struct hk_err *err)
 {
-	if (!prepare(c, id, p, err))
-		return NULL;
-	char name[16];
-	snprintf(name, sizeof(name), "s%d", (int)id);
-	PGresult *res = PQexecPrepared(c->conn, name, p->n, p->v, p->len, p->fmt, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
@@ -369,16 +386,103 @@ PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
 	return NULL;
 }
 
-hk_status pg_do(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p, long *changed,
-                struct hk_err *err)
+/* What pg_do and pg_pipe_do return for a result of pg_run or pg_pipe_next. */
+static hk_status result_done(PGresult *res, long *changed, struct hk_err *err)
 {
-	PGresult *res = pg_run(c, id, p, err);
 	if (!res)
 		return err ? err->status : HK_ESTORE;
 	if (changed)
 		*changed = atol(PQcmdTuples(res));
 	PQclear(res);
 	return HK_OK;
+}
+
+PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
+                 struct hk_err *err)
+{
+	if (!prepare(c, id, err))
+		return NULL;
+	char name[16];
+	stmt_name(id, name);
+	return result_ok(c, PQexecPrepared(c->conn, name, p->n, p->v, p->len, p->fmt, 0), id, err);
+}
+
+hk_status pg_do(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p, long *changed,
+                struct hk_err *err)
+{
+	return result_done(pg_run(c, id, p, err), changed, err);
+}
+
+/* ---- pipelines (see store_pg_int.h) --------------------------------------- */
+
+hk_status pg_pipe_send(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
+                       struct hk_err *err)
+{
+	if (!c->prepared[id])
+		return hk_fail(err, HK_EINTERNAL, NULL, "statement %d not prepared for its pipeline",
+		               (int)id);
+	char name[16];
+	stmt_name(id, name);
+	if (PQsendQueryPrepared(c->conn, name, p->n, p->v, p->len, p->fmt, 0))
+		return HK_OK;
+	return pg_fail(c, NULL, stmt_sql[id], err);
+}
+
+PGresult *pg_pipe_next(struct pg_conn *c, enum pg_stmt id, struct hk_err *err)
+{
+	PGresult *res = PQgetResult(c->conn);
+	if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+		c->synced = false; /* read past the end: a bug, but never a hang */
+	else if (res)
+		PQclear(PQgetResult(c->conn)); /* the NULL that ends each statement's results */
+	return result_ok(c, res, id, err);
+}
+
+hk_status pg_pipe_do(struct pg_conn *c, enum pg_stmt id, long *changed, struct hk_err *err)
+{
+	return result_done(pg_pipe_next(c, id, err), changed, err);
+}
+
+/* Read whatever is left up to the sync (results of statements skipped after
+ * a failure), then leave pipeline mode. A connection that broke is left to
+ * pg_conn's reset (which leaves pipeline mode too); one that is up but cannot
+ * leave it is reset here, so it is never handed out in pipeline mode. */
+static void pipe_end(struct pg_conn *c)
+{
+	if (!c->synced && PQstatus(c->conn) == CONNECTION_OK)
+		c->synced = PQpipelineSync(c->conn) == 1;
+	int idle = 0; /* two NULLs in a row: nothing more is coming */
+	while (c->synced && idle < 2 && PQstatus(c->conn) == CONNECTION_OK) {
+		PGresult *res = PQgetResult(c->conn);
+		idle = res ? 0 : idle + 1;
+		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC)
+			c->synced = false;
+		PQclear(res);
+	}
+	c->synced = false;
+	if (PQexitPipelineMode(c->conn) || PQstatus(c->conn) != CONNECTION_OK)
+		return;
+	log_error("cannot leave pipeline mode; resetting the connection", NULL);
+	PQreset(c->conn);
+	memset(c->prepared, 0, sizeof(c->prepared));
+}
+
+hk_status pg_pipeline(struct pg_conn *c, const enum pg_stmt *ids, size_t nids, pg_pipe_fn send,
+                      pg_pipe_fn read, void *ctx, struct hk_err *err)
+{
+	for (size_t i = 0; i < nids; i++)
+		if (!prepare(c, ids[i], err))
+			return err->status;
+	if (!PQenterPipelineMode(c->conn))
+		return pg_fail(c, NULL, "pipeline", err);
+	c->synced = false;
+	hk_status r = send(c, ctx, err);
+	if (r == HK_OK && !(c->synced = PQpipelineSync(c->conn) == 1))
+		r = pg_fail(c, NULL, "pipeline sync", err);
+	if (r == HK_OK)
+		r = read(c, ctx, err);
+	pipe_end(c);
+	return r;
 }
 
 hk_status pg_exec(struct pg_conn *c, const char *sql, struct hk_err *err)
@@ -899,7 +1003,18 @@ static hk_status pg_endpoint_set_secret(struct store *s, int64_t org_id, const c
 	return r;
 }
 
-/* ---- publishing ---------------------------------------------------------- */
+/* ---- publishing ----------------------------------------------------------
+ *
+ * A batch is written in rounds of two pipelines: the lookups (in the first
+ * round also the BEGIN and the endpoints of the batch's orgs), then the
+ * inserts. Items that share an idempotency key are answered in batch order,
+ * as if published one by one: up to the first of them that publishes, all
+ * are judged against the same lookup; the rest wait for the next round,
+ * whose lookup finds what that one stored. An item whose event insert found
+ * its key taken by another node (and so inserted nothing, its deliveries
+ * included) waits for the next round too, which answers it as that node's
+ * publish did. A batch without repeated keys takes one round.
+ */
 
 /* The endpoints of one org as fan-out needs them, loaded once per batch. */
 struct fan_ep {
@@ -908,50 +1023,99 @@ struct fan_ep {
 	json_t *types;
 };
 
-struct fan_cache {
+struct fan_org {
 	int64_t org_id;
-	bool loaded;
 	struct fan_ep *eps;
 	size_t n;
-	bool due; /* a delivery to an active endpoint was stored: NOTIFY */
 };
 
-static void fan_clear(struct fan_cache *fc)
+/* What an idempotency key's lookup found: the event that holds the key. */
+struct idem_row {
+	bool found;
+	char id[UUID_STR_LEN];
+	char hash[65]; /* its req_hash in hex */
+	int fanout;
+	int64_t at;
+};
+
+/* One item's state across the rounds. */
+struct pub_work {
+	struct fan_org *org;
+	bool pending;                   /* not answered yet */
+	bool publish;                   /* inserted in this round */
+	const char *stale;              /* with publish: first clear this event's expired key */
+	struct idem_row row;            /* the first pending item of a key: its lookup */
+	int fanout;
+	bool due;                       /* it has a delivery to an active endpoint */
+	char delivery_id[UUID_STR_LEN]; /* the last delivery queued */
+};
+
+struct pub_batch {
+	struct store_publish *items;
+	struct pub_work *w;
+	size_t n, pending;
+	struct store_publish **keyed; /* pending items with a key, by (org, key, index) */
+	size_t nkeyed;
+	struct fan_org *orgs;
+	size_t norgs;
+	bool first; /* the first round opens the transaction and loads the orgs */
+	bool due;   /* a delivery to an active endpoint was stored: NOTIFY */
+};
+
+static struct pub_work *work_of(const struct pub_batch *b, const struct store_publish *it)
 {
-	for (size_t i = 0; i < fc->n; i++)
-		json_decref(fc->eps[i].types);
-	free(fc->eps);
-	fc->eps = NULL;
-	fc->n = 0;
-	fc->loaded = false;
+	return &b->w[it - b->items];
 }
 
-static hk_status fan_load(struct pg_conn *c, int64_t org_id, struct fan_cache *fc,
+static struct fan_org *fan_org_of(struct pub_batch *b, int64_t org_id)
+{
+	for (size_t i = b->norgs; i-- > 0;) /* newest first: a batch is mostly one org */
+		if (b->orgs[i].org_id == org_id)
+			return &b->orgs[i];
+	b->orgs[b->norgs].org_id = org_id;
+	return &b->orgs[b->norgs++];
+}
+
+static void pub_free(struct pub_batch *b)
+{
+	for (size_t i = 0; i < b->norgs; i++) {
+		for (size_t j = 0; j < b->orgs[i].n; j++)
+			json_decref(b->orgs[i].eps[j].types);
+		free(b->orgs[i].eps);
+	}
+	free(b->orgs);
+	free(b->keyed);
+	free(b->w);
+}
+
+static hk_status pub_init(struct pub_batch *b, struct store_publish *items, size_t n,
                           struct hk_err *err)
 {
-	if (fc->loaded && fc->org_id == org_id)
-		return HK_OK;
-	fan_clear(fc);
-	struct pg_params p = { 0 };
-	pp_int(&p, org_id);
-	PGresult *res = pg_run(c, PS_EP_FANOUT, &p, err);
-	if (!res)
-		return err->status;
-	size_t rows = (size_t)PQntuples(res);
-	fc->eps = rows ? calloc(rows, sizeof(*fc->eps)) : NULL;
-	if (rows && !fc->eps) {
-		PQclear(res);
+	*b = (struct pub_batch){ .items = items, .n = n, .first = true };
+	b->w = calloc(n + 1, sizeof(*b->w));
+	b->keyed = calloc(n + 1, sizeof(*b->keyed));
+	b->orgs = calloc(n + 1, sizeof(*b->orgs));
+	if (!b->w || !b->keyed || !b->orgs)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		b->w[i].org = fan_org_of(b, items[i].org_id);
+		b->w[i].pending = true;
 	}
+	return HK_OK;
+}
+
+static hk_status fan_fill(struct fan_org *o, const PGresult *res, struct hk_err *err)
+{
+	size_t rows = (size_t)PQntuples(res);
+	o->eps = rows ? calloc(rows, sizeof(*o->eps)) : NULL;
+	if (rows && !o->eps)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	for (size_t i = 0; i < rows; i++) {
-		struct fan_ep *e = &fc->eps[fc->n++];
+		struct fan_ep *e = &o->eps[o->n++];
 		pg_copy(res, (int)i, 0, e->id, sizeof(e->id));
 		e->active = pg_int(res, (int)i, 1) != 0;
 		e->types = json_loads(PQgetvalue(res, (int)i, 2), 0, NULL);
 	}
-	PQclear(res);
-	fc->org_id = org_id;
-	fc->loaded = true;
 	return HK_OK;
 }
 
@@ -961,46 +1125,171 @@ static bool fans_to(const struct store_publish *it, const struct fan_ep *e)
 	                         : store_subscribes(e->types, it->event_type);
 }
 
-/* Look the idempotency key up. Returns 1 when the item is answered (replay
- * or conflict), 0 when it must be published, -1 on a store failure. */
-static int idem_check(struct pg_conn *c, struct store_publish *it, struct hk_err *err)
+static bool same_key(const struct store_publish *x, const struct store_publish *y)
 {
-	struct pg_params p = { 0 };
-	pp_int(&p, it->org_id);
-	pp_text(&p, it->idem_key);
-	PGresult *res = pg_run(c, PS_EV_IDEM, &p, err);
-	if (!res)
-		return -1;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return 0;
-	}
-	char old_id[UUID_STR_LEN], hex[65];
-	pg_copy(res, 0, 0, old_id, sizeof(old_id));
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", it->req_hash[i]);
-	bool same = strcmp(PQgetvalue(res, 0, 1), hex) == 0;
-	int fanout = (int)pg_int(res, 0, 2);
-	int64_t at = pg_int(res, 0, 3);
-	PQclear(res);
-	if (at + it->idem_window_ms <= it->created_at) {
-		/* Expired: forget the key on the old event so the new one may take it. */
-		struct pg_params q = { 0 };
-		pp_text(&q, old_id);
-		return pg_do(c, PS_EV_IDEM_CLEAR, &q, NULL, err) == HK_OK ? 0 : -1;
-	}
-	if (!same) {
-		it->status = HK_ECONFLICT;
-		return 1;
-	}
-	it->replayed = true;
-	memcpy(it->out_event_id, old_id, sizeof(old_id));
-	it->deliveries = fanout;
-	return 1;
+	return x->org_id == y->org_id && strcmp(x->idem_key, y->idem_key) == 0;
 }
 
-static hk_status delivery_insert(struct pg_conn *c, const struct store_publish *it,
-                                 const struct fan_ep *e, char *id_out, struct hk_err *err)
+static int key_order(const void *a, const void *b)
+{
+	const struct store_publish *x = *(const struct store_publish *const *)a;
+	const struct store_publish *y = *(const struct store_publish *const *)b;
+	if (x->org_id != y->org_id)
+		return x->org_id < y->org_id ? -1 : 1;
+	int c = strcmp(x->idem_key, y->idem_key);
+	return c ? c : (x > y) - (x < y);
+}
+
+/* Does the k-th keyed item come first of its key (and so do the lookup)? */
+static bool leads(const struct pub_batch *b, size_t k)
+{
+	return k == 0 || !same_key(b->keyed[k - 1], b->keyed[k]);
+}
+
+/* Reset the pending items' answers and order their keys. */
+static void round_start(struct pub_batch *b)
+{
+	b->nkeyed = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		struct store_publish *it = &b->items[i];
+		if (!b->w[i].pending)
+			continue;
+		it->status = HK_OK;
+		it->replayed = false;
+		it->deliveries = 0;
+		if (!it->only_endpoint)
+			it->delivery_id[0] = '\0';
+		memcpy(it->out_event_id, it->event_id, UUID_STR_LEN);
+		if (it->idem_key)
+			b->keyed[b->nkeyed++] = it;
+	}
+	qsort(b->keyed, b->nkeyed, sizeof(*b->keyed), key_order);
+}
+
+static hk_status lookups_send(struct pg_conn *c, void *ctx, struct hk_err *err)
+{
+	struct pub_batch *b = ctx;
+	static const struct pg_params none = { 0 };
+	hk_status r = b->first ? pg_pipe_send(c, PS_BEGIN, &none, err) : HK_OK;
+	for (size_t i = 0; b->first && i < b->norgs && r == HK_OK; i++) {
+		struct pg_params p = { 0 };
+		pp_int(&p, b->orgs[i].org_id);
+		r = pg_pipe_send(c, PS_EP_FANOUT, &p, err);
+	}
+	for (size_t k = 0; k < b->nkeyed && r == HK_OK; k++) {
+		if (!leads(b, k))
+			continue;
+		struct pg_params p = { 0 };
+		pp_int(&p, b->keyed[k]->org_id);
+		pp_text(&p, b->keyed[k]->idem_key);
+		r = pg_pipe_send(c, PS_EV_IDEM, &p, err);
+	}
+	return r;
+}
+
+static void idem_row_read(const PGresult *res, struct idem_row *row)
+{
+	row->found = PQntuples(res) > 0;
+	if (!row->found)
+		return;
+	pg_copy(res, 0, 0, row->id, sizeof(row->id));
+	pg_copy(res, 0, 1, row->hash, sizeof(row->hash));
+	row->fanout = (int)pg_int(res, 0, 2);
+	row->at = pg_int(res, 0, 3);
+}
+
+static hk_status lookups_read(struct pg_conn *c, void *ctx, struct hk_err *err)
+{
+	struct pub_batch *b = ctx;
+	hk_status r = b->first ? pg_pipe_do(c, PS_BEGIN, NULL, err) : HK_OK;
+	for (size_t i = 0; b->first && i < b->norgs && r == HK_OK; i++) {
+		PGresult *res = pg_pipe_next(c, PS_EP_FANOUT, err);
+		r = res ? fan_fill(&b->orgs[i], res, err) : err->status;
+		PQclear(res);
+	}
+	for (size_t k = 0; k < b->nkeyed && r == HK_OK; k++) {
+		if (!leads(b, k))
+			continue;
+		PGresult *res = pg_pipe_next(c, PS_EV_IDEM, err);
+		if (!res)
+			return err->status;
+		idem_row_read(res, &work_of(b, b->keyed[k])->row);
+		PQclear(res);
+	}
+	return r;
+}
+
+enum idem_verdict { IDEM_NEW, IDEM_STALE, IDEM_ANSWERED };
+
+/* Answer an item from the event that holds its key (replay or conflict).
+ * IDEM_STALE: that key has expired; clear it, then publish. */
+static enum idem_verdict idem_judge(const struct idem_row *row, struct store_publish *it)
+{
+	if (!row->found)
+		return IDEM_NEW;
+	if (row->at + it->idem_window_ms <= it->created_at)
+		return IDEM_STALE;
+	char hex[65];
+	for (int i = 0; i < 32; i++)
+		snprintf(hex + 2 * i, 3, "%02x", it->req_hash[i]);
+	if (strcmp(row->hash, hex) != 0) {
+		it->status = HK_ECONFLICT;
+		return IDEM_ANSWERED;
+	}
+	it->replayed = true;
+	memcpy(it->out_event_id, row->id, sizeof(row->id));
+	it->deliveries = row->fanout;
+	return IDEM_ANSWERED;
+}
+
+/* Choose the pending items that publish in this round; returns how many. */
+static size_t round_plan(struct pub_batch *b)
+{
+	size_t publishing = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		b->w[i].publish = b->w[i].pending && !b->items[i].idem_key;
+		publishing += b->w[i].publish;
+	}
+	const struct idem_row *row = NULL;
+	bool closed = false; /* one item of this key publishes: the others wait */
+	for (size_t k = 0; k < b->nkeyed; k++) {
+		struct pub_work *w = work_of(b, b->keyed[k]);
+		if (leads(b, k)) {
+			row = &w->row;
+			closed = false;
+		}
+		enum idem_verdict v = closed ? IDEM_NEW : idem_judge(row, b->keyed[k]);
+		if (closed || v == IDEM_ANSWERED) {
+			w->pending = closed;
+			continue;
+		}
+		w->publish = closed = true;
+		w->stale = v == IDEM_STALE ? row->id : NULL;
+		publishing++;
+	}
+	return publishing;
+}
+
+static hk_status event_send(struct pg_conn *c, const struct store_publish *it, int fanout,
+                            struct hk_err *err)
+{
+	struct pg_params p = { 0 };
+	pp_text(&p, it->event_id);
+	pp_int(&p, it->org_id);
+	pp_text(&p, it->event_type);
+	pp_bin(&p, it->body, it->body_len); /* text's binary form is its bytes */
+	pp_int(&p, it->created_at);
+	pp_text(&p, it->idem_key);
+	if (it->idem_key)
+		pp_bin(&p, it->req_hash, 32);
+	else
+		pp_null(&p);
+	pp_int(&p, fanout);
+	return pg_pipe_send(c, PS_EV_INSERT, &p, err);
+}
+
+static hk_status delivery_send(struct pg_conn *c, const struct store_publish *it,
+                               const struct fan_ep *e, char *id_out, struct hk_err *err)
 {
 	bool test = it->only_endpoint != NULL;
 	if (test && it->delivery_id[0])
@@ -1017,64 +1306,89 @@ static hk_status delivery_insert(struct pg_conn *c, const struct store_publish *
 	pp_int(&p, !e->active);
 	pp_int(&p, test);
 	pp_int(&p, test);
-	return pg_do(c, PS_DL_INSERT, &p, NULL, err);
+	return pg_pipe_send(c, PS_DL_INSERT, &p, err);
 }
 
-/* Insert the event row. *taken (OUT): another node committed the same
- * idempotency key first (the insert waited for it, then did nothing). */
-static hk_status event_insert(struct pg_conn *c, const struct store_publish *it, int fanout,
-                              bool *taken, struct hk_err *err)
+/* Queue one item: the clear of an expired key, its event, its deliveries. */
+static hk_status item_send(struct pg_conn *c, const struct store_publish *it, struct pub_work *w,
+                           struct hk_err *err)
 {
+	const struct fan_org *o = w->org;
+	w->fanout = 0;
+	w->due = false;
+	for (size_t i = 0; i < o->n; i++)
+		w->fanout += fans_to(it, &o->eps[i]);
 	struct pg_params p = { 0 };
-	pp_text(&p, it->event_id);
-	pp_int(&p, it->org_id);
-	pp_text(&p, it->event_type);
-	pp_bin(&p, it->body, it->body_len); /* text's binary form is its bytes */
-	pp_int(&p, it->created_at);
-	pp_text(&p, it->idem_key);
-	if (it->idem_key)
-		pp_bin(&p, it->req_hash, 32);
-	else
-		pp_null(&p);
-	pp_int(&p, fanout);
-	long changed = 0;
-	hk_status r = pg_do(c, PS_EV_INSERT, &p, &changed, err);
-	*taken = r == HK_OK && changed == 0;
+	pp_text(&p, w->stale);
+	hk_status r = w->stale ? pg_pipe_send(c, PS_EV_IDEM_CLEAR, &p, err) : HK_OK;
+	if (r == HK_OK)
+		r = event_send(c, it, w->fanout, err);
+	for (size_t i = 0; i < o->n && r == HK_OK; i++) {
+		if (!fans_to(it, &o->eps[i]))
+			continue;
+		r = delivery_send(c, it, &o->eps[i], w->delivery_id, err);
+		w->due |= o->eps[i].active;
+	}
 	return r;
 }
 
-static hk_status publish_one(struct pg_conn *c, struct store_publish *it, struct fan_cache *fc,
-                             struct hk_err *err)
+static hk_status inserts_send(struct pg_conn *c, void *ctx, struct hk_err *err)
 {
-	it->status = HK_OK;
-	it->replayed = false;
-	it->deliveries = 0;
-	if (!it->only_endpoint)
-		it->delivery_id[0] = '\0';
-	memcpy(it->out_event_id, it->event_id, UUID_STR_LEN);
-	int answered = it->idem_key ? idem_check(c, it, err) : 0;
-	if (answered != 0)
-		return answered < 0 ? err->status : HK_OK;
-	hk_status r = fan_load(c, it->org_id, fc, err);
-	if (r != HK_OK)
+	struct pub_batch *b = ctx;
+	hk_status r = HK_OK;
+	for (size_t i = 0; i < b->n && r == HK_OK; i++)
+		if (b->w[i].publish)
+			r = item_send(c, &b->items[i], &b->w[i], err);
+	return r;
+}
+
+/* Take one item's results, in item_send's order. When another node took its
+ * key first, nothing was inserted and the item stays pending. */
+static hk_status item_read(struct pg_conn *c, struct store_publish *it, struct pub_work *w,
+                           struct hk_err *err)
+{
+	long inserted = 0;
+	hk_status r = w->stale ? pg_pipe_do(c, PS_EV_IDEM_CLEAR, NULL, err) : HK_OK;
+	if (r == HK_OK)
+		r = pg_pipe_do(c, PS_EV_INSERT, &inserted, err);
+	for (int i = 0; i < w->fanout && r == HK_OK; i++)
+		r = pg_pipe_do(c, PS_DL_INSERT, NULL, err);
+	if (r != HK_OK || inserted == 0)
 		return r;
-	int fanout = 0;
-	for (size_t i = 0; i < fc->n; i++)
-		fanout += fans_to(it, &fc->eps[i]);
-	bool taken = false;
-	if ((r = event_insert(c, it, fanout, &taken, err)) != HK_OK)
-		return r;
-	if (taken) /* a concurrent publish of the same key won: answer as it did */
-		return idem_check(c, it, err) < 0 ? err->status : HK_OK;
-	for (size_t i = 0; i < fc->n && r == HK_OK; i++) {
-		if (!fans_to(it, &fc->eps[i]))
+	w->pending = false;
+	it->deliveries = w->fanout;
+	if (w->fanout)
+		memcpy(it->delivery_id, w->delivery_id, UUID_STR_LEN);
+	return HK_OK;
+}
+
+static hk_status inserts_read(struct pg_conn *c, void *ctx, struct hk_err *err)
+{
+	struct pub_batch *b = ctx;
+	hk_status r = HK_OK;
+	for (size_t i = 0; i < b->n && r == HK_OK; i++) {
+		if (!b->w[i].publish)
 			continue;
-		char id[UUID_STR_LEN];
-		r = delivery_insert(c, it, &fc->eps[i], id, err);
-		memcpy(it->delivery_id, id, sizeof(id));
-		fc->due |= fc->eps[i].active;
+		r = item_read(c, &b->items[i], &b->w[i], err);
+		b->due |= !b->w[i].pending && b->w[i].due;
 	}
-	it->deliveries = fanout;
+	return r;
+}
+
+static hk_status publish_round(struct pg_conn *c, struct pub_batch *b, struct hk_err *err)
+{
+	static const enum pg_stmt look[] = { PS_BEGIN, PS_EP_FANOUT, PS_EV_IDEM };
+	static const enum pg_stmt put[] = { PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT };
+	round_start(b);
+	hk_status r = HK_OK;
+	if (b->first || b->nkeyed)
+		r = pg_pipeline(c, look, 3, lookups_send, lookups_read, b, err);
+	b->first = false;
+	if (r == HK_OK && round_plan(b) > 0)
+		r = pg_pipeline(c, put, 3, inserts_send, inserts_read, b, err);
+	b->pending = 0;
+	for (size_t i = 0; i < b->n; i++)
+		b->pending += b->w[i].pending;
 	return r;
 }
 
@@ -1082,18 +1396,16 @@ static hk_status pg_publish_batch(struct store *s, struct store_publish *items, 
                                   struct hk_err *err)
 {
 	PG_CONN_OR_FAIL(s, err);
-	hk_status r = pg_tx_begin(c, err);
-	struct fan_cache fc = { 0 };
-	for (size_t i = 0; i < n && r == HK_OK; i++)
-		r = publish_one(c, &items[i], &fc, err);
-	fan_clear(&fc);
-	/* Delivered with the commit, to every node that LISTENs. */
-	if (r == HK_OK && fc.due)
-		r = pg_exec(c, "NOTIFY " PG_CHANNEL, err);
+	struct pub_batch b;
+	hk_status r = pub_init(&b, items, n, err);
+	while (r == HK_OK && (b.first || b.pending))
+		r = publish_round(c, &b, err);
+	/* The NOTIFY is delivered with the commit, to every node that LISTENs. */
 	if (r == HK_OK)
-		r = pg_tx_commit(c, err);
+		r = pg_exec(c, b.due ? "NOTIFY " PG_CHANNEL "; COMMIT" : "COMMIT", err);
 	if (r != HK_OK)
 		pg_tx_rollback(c);
+	pub_free(&b);
 	return r;
 }
 

@@ -166,11 +166,46 @@ hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
 	return HK_OK;
 }
 
-/* ---- recording ----------------------------------------------------------- */
+/* ---- recording -----------------------------------------------------------
+ *
+ * A batch is two pipelines and a commit. The first opens the transaction,
+ * locks the endpoints and writes one statement per result: the delivery's
+ * new state and, only where the lease still holds, its attempt row (a row
+ * count of 0: fenced). The second adds the results that were not fenced to
+ * the rollup and to the breaker's counters; an endpoint that reaches the
+ * threshold is then paused by plain statements (rare: once per endpoint).
+ */
 
-/* Write one delivery's new state and its attempt row; *fenced when its
- * lease no longer holds (then nothing is written). */
-static hk_status record_one(struct pg_conn *c, struct store_result *r, struct hk_err *err)
+#define BREAKER_MAX \
+	(sizeof(((struct store_breaker *)0)->e) / sizeof(((struct store_breaker *)0)->e[0]))
+
+struct rec_batch {
+	struct store_result *r;
+	size_t n;
+	char *endpoints; /* the batch's endpoints as a text[] literal, to lock */
+	int threshold;
+	struct store_rollup ru;
+	size_t nrollups; /* rollup upserts queued */
+	struct store_breaker b;
+	bool trip[BREAKER_MAX]; /* b.e[i] reached the threshold */
+};
+
+/* The batch's endpoints as a text[] literal; NULL when out of memory. */
+static char *endpoint_array(const struct store_result *r, size_t n)
+{
+	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
+	if (!ids)
+		return NULL;
+	size_t len = 0;
+	ids[len++] = '{';
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", r[i].endpoint_id);
+	ids[len++] = '}';
+	ids[len] = '\0';
+	return ids;
+}
+
+static hk_status result_send(struct pg_conn *c, const struct store_result *r, struct hk_err *err)
 {
 	struct pg_params p = { 0 };
 	pp_text(&p, r->delivery_id);
@@ -185,59 +220,104 @@ static hk_status record_one(struct pg_conn *c, struct store_result *r, struct hk
 		pp_int(&p, r->next_attempt_at);
 	else
 		pp_null(&p);
-	long changed = 0;
-	hk_status h = pg_do(c, PS_REC_DELIVERY, &p, &changed, err);
-	r->fenced = h == HK_OK && changed == 0;
-	if (h != HK_OK || r->fenced)
-		return h;
-	struct pg_params a = { 0 };
-	pp_text(&a, r->delivery_id);
-	pp_int(&a, r->attempt_number);
-	pp_int(&a, r->started_at);
-	pp_int(&a, r->duration_ms);
-	if (r->http_status > 0)
-		pp_int(&a, r->http_status);
-	else
-		pp_null(&a);
-	pp_text(&a, r->error);
-	pp_bin(&a, r->response_body ? r->response_body : "", r->response_len);
-	return pg_do(c, PS_REC_ATTEMPT, &a, NULL, err);
+	pp_int(&p, r->started_at);
+	pp_int(&p, r->duration_ms);
+	pp_text(&p, r->error);
+	pp_bin(&p, r->response_body ? r->response_body : "", r->response_len);
+	return pg_pipe_send(c, PS_REC_RESULT, &p, err);
 }
 
-static hk_status rollup_flush(struct pg_conn *c, struct store_rollup *ru, struct hk_err *err)
+/* BEGIN, then the endpoint locks in id order (see the top), then the results. */
+static hk_status results_send(struct pg_conn *c, void *ctx, struct hk_err *err)
 {
-	for (size_t i = 0; i < ru->n; i++) {
+	struct rec_batch *rb = ctx;
+	static const struct pg_params none = { 0 };
+	struct pg_params p = { 0 };
+	pp_text(&p, rb->endpoints);
+	hk_status h = pg_pipe_send(c, PS_BEGIN, &none, err);
+	if (h == HK_OK)
+		h = pg_pipe_send(c, PS_REC_LOCK, &p, err);
+	for (size_t i = 0; i < rb->n && h == HK_OK; i++)
+		h = result_send(c, &rb->r[i], err);
+	return h;
+}
+
+static hk_status results_read(struct pg_conn *c, void *ctx, struct hk_err *err)
+{
+	struct rec_batch *rb = ctx;
+	hk_status h = pg_pipe_do(c, PS_BEGIN, NULL, err);
+	if (h == HK_OK)
+		h = pg_pipe_do(c, PS_REC_LOCK, NULL, err);
+	for (size_t i = 0; i < rb->n && h == HK_OK; i++) {
+		long written = 0;
+		h = pg_pipe_do(c, PS_REC_RESULT, &written, err);
+		rb->r[i].fenced = h == HK_OK && written == 0;
+	}
+	return h;
+}
+
+/* Queue the rollup's upserts and empty it. */
+static hk_status rollup_send(struct pg_conn *c, struct rec_batch *rb, struct hk_err *err)
+{
+	for (size_t i = 0; i < rb->ru.n; i++) {
 		struct pg_params p = { 0 };
-		pp_text(&p, ru->e[i].endpoint);
-		pp_int(&p, ru->e[i].minute);
-		pp_int(&p, ru->e[i].succeeded);
-		pp_int(&p, ru->e[i].failed);
-		hk_status h = pg_do(c, PS_REC_ROLLUP, &p, NULL, err);
+		pp_text(&p, rb->ru.e[i].endpoint);
+		pp_int(&p, rb->ru.e[i].minute);
+		pp_int(&p, rb->ru.e[i].succeeded);
+		pp_int(&p, rb->ru.e[i].failed);
+		hk_status h = pg_pipe_send(c, PS_REC_ROLLUP, &p, err);
 		if (h != HK_OK)
 			return h;
+		rb->nrollups++;
 	}
-	ru->n = 0;
+	rb->ru.n = 0;
 	return HK_OK;
 }
 
-/* Apply one endpoint's folded counter change; pause it at the threshold.
- * Only the node whose UPDATE flips is_active reports the pause. */
-static hk_status breaker_apply(struct pg_conn *c, const char *endpoint, bool reset, int add,
-                               int threshold, bool *paused, struct hk_err *err)
+static hk_status counters_send(struct pg_conn *c, void *ctx, struct hk_err *err)
 {
-	*paused = false;
-	struct pg_params p = { 0 };
-	pp_text(&p, endpoint);
-	pp_int(&p, reset);
-	pp_int(&p, add);
-	PGresult *res = pg_run(c, PS_REC_ENDPOINT, &p, err);
-	if (!res)
-		return err->status;
-	bool trip = PQntuples(res) == 1 && add > 0 && threshold > 0 &&
-	            pg_int(res, 0, 0) >= threshold && pg_int(res, 0, 1) == 1;
-	PQclear(res);
-	if (!trip)
-		return HK_OK;
+	struct rec_batch *rb = ctx;
+	hk_status h = HK_OK;
+	for (size_t i = 0; i < rb->n && h == HK_OK; i++) {
+		if (rb->r[i].fenced)
+			continue;
+		if (!store_rollup_add(&rb->ru, &rb->r[i]) && (h = rollup_send(c, rb, err)) == HK_OK)
+			store_rollup_add(&rb->ru, &rb->r[i]);
+	}
+	if (h == HK_OK)
+		h = rollup_send(c, rb, err);
+	for (size_t i = 0; i < rb->b.n && h == HK_OK; i++) {
+		struct pg_params p = { 0 };
+		pp_text(&p, rb->b.e[i].endpoint);
+		pp_int(&p, rb->b.e[i].reset);
+		pp_int(&p, rb->b.e[i].add);
+		h = pg_pipe_send(c, PS_REC_ENDPOINT, &p, err);
+	}
+	return h;
+}
+
+static hk_status counters_read(struct pg_conn *c, void *ctx, struct hk_err *err)
+{
+	struct rec_batch *rb = ctx;
+	hk_status h = HK_OK;
+	for (size_t i = 0; i < rb->nrollups && h == HK_OK; i++)
+		h = pg_pipe_do(c, PS_REC_ROLLUP, NULL, err);
+	for (size_t i = 0; i < rb->b.n && h == HK_OK; i++) {
+		PGresult *res = pg_pipe_next(c, PS_REC_ENDPOINT, err);
+		if (!res)
+			return err->status;
+		rb->trip[i] = PQntuples(res) == 1 && rb->b.e[i].add > 0 && rb->threshold > 0 &&
+		              pg_int(res, 0, 0) >= rb->threshold && pg_int(res, 0, 1) == 1;
+		PQclear(res);
+	}
+	return h;
+}
+
+/* Pause an endpoint that reached the threshold and hold its deliveries.
+ * Only the node whose UPDATE flips is_active reports the pause. */
+static hk_status breaker_pause(struct pg_conn *c, const char *endpoint, bool *paused,
+                               struct hk_err *err)
+{
 	struct pg_params q = { 0 };
 	pp_text(&q, endpoint);
 	long changed = 0;
@@ -247,49 +327,24 @@ static hk_status breaker_apply(struct pg_conn *c, const char *endpoint, bool res
 	return h;
 }
 
-/* Lock the batch's endpoint rows, in id order (see the top). */
-static hk_status lock_endpoints(struct pg_conn *c, const struct store_result *r, size_t n,
-                                struct hk_err *err)
+static hk_status record_tx(struct pg_conn *c, struct rec_batch *rb, char (*paused)[UUID_STR_LEN],
+                           size_t *npaused, struct hk_err *err)
 {
-	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
-	if (!ids)
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	size_t len = 0;
-	ids[len++] = '{';
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", r[i].endpoint_id);
-	ids[len++] = '}';
-	ids[len] = '\0';
-	struct pg_params p = { 0 };
-	pp_text(&p, ids);
-	hk_status h = pg_do(c, PS_REC_LOCK, &p, NULL, err);
-	free(ids);
-	return h;
-}
-
-static hk_status record_tx(struct pg_conn *c, struct store_result *r, size_t n, int threshold,
-                           char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err)
-{
-	struct store_rollup ru = { 0 };
-	struct store_breaker b = { 0 };
-	hk_status h = lock_endpoints(c, r, n, err);
-	for (size_t i = 0; i < n && h == HK_OK; i++) {
-		if ((h = record_one(c, &r[i], err)) != HK_OK || r[i].fenced)
-			continue;
-		if (!store_rollup_add(&ru, &r[i]) && (h = rollup_flush(c, &ru, err)) == HK_OK)
-			store_rollup_add(&ru, &r[i]);
-		if (!store_breaker_add(&b, &r[i]))
+	static const enum pg_stmt writes[] = { PS_BEGIN, PS_REC_LOCK, PS_REC_RESULT };
+	static const enum pg_stmt counters[] = { PS_REC_ROLLUP, PS_REC_ENDPOINT };
+	hk_status h = pg_pipeline(c, writes, 3, results_send, results_read, rb, err);
+	for (size_t i = 0; i < rb->n && h == HK_OK; i++)
+		if (!rb->r[i].fenced && !store_breaker_add(&rb->b, &rb->r[i]))
 			h = hk_fail(err, HK_EINTERNAL, NULL, "record batch has too many endpoints");
-	}
-	if (h == HK_OK)
-		h = rollup_flush(c, &ru, err);
-	store_breaker_sort(&b);
-	for (size_t i = 0; i < b.n && h == HK_OK; i++) {
-		bool tripped = false;
-		h = breaker_apply(c, b.e[i].endpoint, b.e[i].reset, b.e[i].add, threshold, &tripped,
-		                  err);
-		if (tripped)
-			memcpy(paused[(*npaused)++], b.e[i].endpoint, UUID_STR_LEN);
+	store_breaker_sort(&rb->b);
+	if (h == HK_OK && rb->b.n > 0)
+		h = pg_pipeline(c, counters, 2, counters_send, counters_read, rb, err);
+	for (size_t i = 0; i < rb->b.n && h == HK_OK; i++) {
+		bool now = false;
+		if (rb->trip[i])
+			h = breaker_pause(c, rb->b.e[i].endpoint, &now, err);
+		if (now)
+			memcpy(paused[(*npaused)++], rb->b.e[i].endpoint, UUID_STR_LEN);
 	}
 	return h;
 }
@@ -299,15 +354,17 @@ hk_status pg_record(struct store *s, struct store_result *r, size_t n, int break
 {
 	PG_CONN_OR_FAIL(s, err);
 	*npaused = 0;
-	hk_status h = pg_tx_begin(c, err);
-	if (h == HK_OK)
-		h = record_tx(c, r, n, breaker_threshold, paused, npaused, err);
+	struct rec_batch rb = { .r = r, .n = n, .threshold = breaker_threshold };
+	if (!(rb.endpoints = endpoint_array(r, n)))
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	hk_status h = record_tx(c, &rb, paused, npaused, err);
 	if (h == HK_OK)
 		h = pg_tx_commit(c, err);
 	if (h != HK_OK) {
 		pg_tx_rollback(c);
 		*npaused = 0;
 	}
+	free(rb.endpoints);
 	return h;
 }
 

@@ -27,8 +27,8 @@ enum pg_stmt {
 	PS_EV_IDEM, PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT,
 	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
 	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_NEXT_DUE,
-	PS_REC_LOCK, PS_REC_DELIVERY, PS_REC_ATTEMPT, PS_REC_ENDPOINT, PS_REC_PAUSE, PS_REC_ROLLUP,
-	PS_RELEASE, PS_STATS,
+	PS_REC_LOCK, PS_REC_RESULT, PS_REC_ENDPOINT, PS_REC_PAUSE, PS_REC_ROLLUP,
+	PS_RELEASE, PS_STATS, PS_BEGIN,
 	PS_COUNT
 };
 
@@ -41,6 +41,7 @@ struct pg_conn {
 	bool prepared[PS_COUNT]; /* prepared on this session (lost on reset) */
 	int64_t retry_at;        /* monotonic ms */
 	int backoff_ms;
+	bool synced;             /* in a pipeline: its sync is sent and not yet read */
 	struct pg_conn *next;
 };
 
@@ -95,6 +96,27 @@ PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
 /* Run a statement that returns no rows; *changed (OUT, may be NULL) counts rows. */
 hk_status pg_do(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p, long *changed,
                 struct hk_err *err);
+/* Pipelines: a batch's statements go out together and their results come
+ * back after one sync, so a batch costs one round trip, not one per
+ * statement. pg_pipeline prepares ids (every statement send will queue: a
+ * prepare inside the pipeline would add a result to skip), enters pipeline
+ * mode, calls send(ctx) to queue statements with pg_pipe_send, syncs, and
+ * calls read(ctx) to take their results in the same order with
+ * pg_pipe_next or pg_pipe_do; read stops at the first failure. On every
+ * path it then reads what is left and leaves pipeline mode, so the
+ * connection is as synchronous callers expect it. A failed statement makes
+ * PostgreSQL skip the rest up to the sync; in a transaction (PS_BEGIN) the
+ * transaction is then aborted and the caller rolls it back. Errors map as
+ * pg_run's do. */
+typedef hk_status (*pg_pipe_fn)(struct pg_conn *c, void *ctx, struct hk_err *err);
+hk_status pg_pipeline(struct pg_conn *c, const enum pg_stmt *ids, size_t nids, pg_pipe_fn send,
+                      pg_pipe_fn read, void *ctx, struct hk_err *err);
+hk_status pg_pipe_send(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
+                       struct hk_err *err);
+/* The next statement's result (PQclear it), which was id; NULL with err filled. */
+PGresult *pg_pipe_next(struct pg_conn *c, enum pg_stmt id, struct hk_err *err);
+/* pg_pipe_next for a statement that returns no rows; *changed (OUT, may be NULL). */
+hk_status pg_pipe_do(struct pg_conn *c, enum pg_stmt id, long *changed, struct hk_err *err);
 /* Run plain SQL (BEGIN, COMMIT, NOTIFY, DDL). */
 hk_status pg_exec(struct pg_conn *c, const char *sql, struct hk_err *err);
 hk_status pg_tx_begin(struct pg_conn *c, struct hk_err *err);
