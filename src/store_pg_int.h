@@ -3,7 +3,8 @@
  * else includes (as store_sqlite_int.h is for the SQLite backend).
  *
  * store_pg.c          connections and reconnection, schema, orgs, keys,
- *                     endpoints, publishing, delivery history
+ *                     endpoints, delivery history
+ * store_pg_publish.c  the group commit (store_publish_batch), pipelined
  * store_pg_dispatch.c the dispatcher's side: claims with SKIP LOCKED,
  *                     recording attempts, the LISTEN/NOTIFY listener, stats
  */
@@ -130,6 +131,10 @@ int64_t pg_int(const PGresult *res, int row, int col);
 hk_status pg_endpoint_hold(struct pg_conn *c, const char *id, bool hold, struct hk_err *err);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *pg_open_secret(const struct pg_store *ps, const char *id, const char *value);
+
+/* Publishing (store_pg_publish.c). */
+hk_status pg_publish_batch(struct store *s, struct store_publish *items, size_t n,
+                           struct hk_err *err);
 
 /* The dispatcher's side (store_pg_dispatch.c), in store_ops order. */
 hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
