@@ -63,6 +63,8 @@ static const struct opt opts[] = {
 	  "concurrent delivery attempts in all" },
 	{ "max-in-flight-per-endpoint", CMD_SERVE, K_INT, OFF(max_in_flight_per_endpoint), "64",
 	  "concurrent delivery attempts to one endpoint" },
+	{ "max-connections-per-host", CMD_SERVE, K_INT, OFF(max_connections_per_host), "256",
+	  "delivery connections to one host:port (0: no cap); more attempts queue" },
 	{ "commit-batch", CMD_SERVE, K_INT, OFF(commit_batch), "2048",
 	  "most events published in one group commit" },
 	{ "name", CMD_ORG_CREATE, K_STR, OFF(name), NULL, "display name of the org (default: slug)" },

@@ -47,6 +47,7 @@ struct config {
 	int max_connections;
 	int max_in_flight;
 	int max_in_flight_per_endpoint;
+	int max_connections_per_host;
 	int commit_batch;
 	/* org create / key create */
 	const char *name;

@@ -52,6 +52,7 @@ struct dispatch_config {
 	int64_t lease_margin_ms;          /* a lease lasts connect + attempt timeout + this */
 	unsigned max_in_flight;
 	unsigned max_in_flight_per_endpoint;
+	int max_connections_per_host;     /* 0: no cap; over it, transfers queue in libcurl */
 	size_t response_keep;             /* bytes of response body kept (4096) */
 	const char *ca_file;              /* NULL: system bundle */
 	const struct ssrf_allow *allow;   /* CIDRs allowed despite the SSRF policy */

@@ -249,6 +249,7 @@ static int server_start(struct server *sv)
 		.lease_margin_ms = cfg->lease_margin_ms,
 		.max_in_flight = (unsigned)cfg->max_in_flight,
 		.max_in_flight_per_endpoint = (unsigned)cfg->max_in_flight_per_endpoint,
+		.max_connections_per_host = cfg->max_connections_per_host,
 		.response_keep = 4096, .ca_file = cfg->ca_file, .allow = sv->allow,
 		.user_agent = "hookd/" HOOKD_VERSION,
 	};
