@@ -342,7 +342,11 @@ static hk_status pg_fail(struct pg_conn *c, const PGresult *res, const char *wha
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 	if (state && strcmp(state, "23505") == 0)
 		return hk_fail(err, HK_ECONFLICT, "conflict", "a unique value is already taken");
-	if (PQstatus(c->conn) != CONNECTION_OK)
+	/* Class 08 (connection exception) and 57P0x (the server shutting down or
+	 * starting up) mean the database is away, even while this connection
+	 * still looks open. */
+	bool away = state && (strncmp(state, "08", 2) == 0 || strncmp(state, "57P0", 4) == 0);
+	if (away || PQstatus(c->conn) != CONNECTION_OK)
 		return unreachable(err, c->conn);
 	if (state && (strcmp(state, "40P01") == 0 || strcmp(state, "40001") == 0))
 		return hk_fail(err, HK_ESTORE, "store_busy", "the store is busy, try again");

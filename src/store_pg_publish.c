@@ -400,7 +400,7 @@ static hk_status publish_round(struct pg_conn *c, struct pub_batch *b, struct hk
 }
 
 hk_status pg_publish_batch(struct store *s, struct store_publish *items, size_t n,
-                                  struct hk_err *err)
+                           struct hk_err *err)
 {
 	PG_CONN_OR_FAIL(s, err);
 	struct pub_batch b;

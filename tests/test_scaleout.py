@@ -327,7 +327,9 @@ def test_postgres_restart_under_load(ctx):
     assert statuses[503] >= 1 and outage >= 1, "no 503 while PostgreSQL was down: %s" % statuses
     for got in errs:
         assert isinstance(got, dict) and set(got) == {"error"}, got
-        assert set(got["error"]) == {"code", "message"} and got["error"]["code"], got
+        assert set(got["error"]) == {"code", "message"}, got
+        # The database being away is said as such, not as a generic failure.
+        assert got["error"]["code"] == "store_unavailable", got
     # Every acknowledged event arrives, the ones of before the stop included.
     want = set(acked.values())
     tail = Tail(r, "/status/200")
