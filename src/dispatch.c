@@ -124,11 +124,10 @@ struct dispatch {
 	size_t nready, ready_cap;
 	bool stopping;    /* dispatch_stop called */
 	bool loop_done;   /* the loop thread has exited */
-	bool stopped;     /* both threads joined */
 	struct outcome *queue, *queue_tail;
 	struct watcher *watchers;
-	/* recorder → loop: endpoint slots freed by recorded attempts, and the
-	 * earliest retry those attempts scheduled */
+	/* loop and recorder → claimer: endpoint slots given back, and the
+	 * earliest retry the recorded attempts scheduled */
 	char (*released)[UUID_STR_LEN];
 	size_t nreleased, released_cap;
 	int64_t retry_due;
@@ -1013,7 +1012,6 @@ void dispatch_stop(struct dispatch *d)
 	pthread_join(d->loop_thread, NULL);
 	pthread_join(d->rec_thread, NULL);
 	pthread_mutex_lock(&d->lock);
-	d->stopped = true;
 	struct watcher *w = d->watchers;
 	d->watchers = NULL;
 	pthread_mutex_unlock(&d->lock);
