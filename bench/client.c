@@ -11,7 +11,8 @@
  * scheduling. Against hookd it publishes events. With --rate it sends R
  * requests a second from one thread and, with --log, writes one line per
  * answer: "<send_ms> <recv_ms> <http status> <response body>".
- * Prints: requests=N ok=K secs=S rps=X
+ * Prints: requests=N ok=K secs=S rps=X peak_rss_kib=M
+ * (M: the client's own peak RSS, libcurl's floor for CONCURRENCY in flight)
  */
 #include <curl/curl.h>
 #include <pthread.h>
@@ -48,6 +49,20 @@ static long long now_ms(void)
 	return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
+/* VmHWM: the most this process has held in memory. */
+static long peak_rss_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = 0;
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmHWM:", 6))
+			kib = atol(line + 6);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
 static size_t on_body(char *d, size_t s, size_t n, void *arg)
 {
 	struct xfer *x = arg;
@@ -72,6 +87,7 @@ static void start(struct worker *w, CURLM *m, struct xfer *x)
 		curl_easy_setopt(x->e, CURLOPT_WRITEFUNCTION, on_body);
 		curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
 		curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
+		curl_easy_setopt(x->e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
 		if (o->cafile)
 			curl_easy_setopt(x->e, CURLOPT_CAINFO, o->cafile);
 	}
@@ -98,6 +114,7 @@ static void *run(void *arg)
 	struct worker *w = arg;
 	CURLM *m = curl_multi_init();
 	curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(m, CURLMOPT_MAX_HOST_CONNECTIONS, 256L);
 	struct xfer *xs = calloc(w->conc > 0 ? (size_t)w->conc : 1, sizeof(*xs));
 	long started = 0, finished = 0;
 	long long t0 = now_ms();
@@ -185,7 +202,8 @@ int main(int argc, char **argv)
 		ok += ws[t].ok;
 	}
 	double secs = (double)(now_ms() - t0) / 1000.0;
-	printf("requests=%ld ok=%ld secs=%.3f rps=%.0f\n", o.n, ok, secs, (double)ok / secs);
+	printf("requests=%ld ok=%ld secs=%.3f rps=%.0f peak_rss_kib=%ld\n", o.n, ok, secs,
+	       (double)ok / secs, peak_rss_kib());
 	if (log)
 		fclose(log);
 	curl_slist_free_all(o.headers);

@@ -19,7 +19,7 @@ def test_benchmark_smoke(ctx):
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     r = json.load(open(out))
     for k in ("limit_rps", "ceiling_rps", "ingest_rps", "healthz_rps", "drain_rps",
-              "drain_peak_rss_mib", "inflight_peak_rss_mib", "stats_p50_ms",
+              "drain_peak_rss_mib", "inflight_peak_rss_mib", "inflight_client_peak_rss_mib", "stats_p50_ms",
               "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz",
               "pg1_ingest_rps", "pg1_drain_rps", "pg2_ingest_rps", "pg2_drain_rps"):
         assert isinstance(r[k], (int, float)) and r[k] > 0, (k, r.get(k))
