@@ -17,9 +17,10 @@
  *     ids to d->released (the recorder also the earliest retry time to
  *     d->retry_due) under d->lock and signals d->claim_cond; the claimer
  *     applies them to its counts.
- *   - outcomes: the loop thread appends a finished attempt (struct outcome,
- *     owning its job, response bytes and error text) to d->queue under
- *     d->lock and signals d->cond; the recorder swaps the whole queue out.
+ *   - outcomes: the loop thread collects a round's finished attempts
+ *     (struct outcome, owning its job, response bytes and error text), then
+ *     appends them all to d->queue under d->lock and signals d->cond; the
+ *     recorder swaps the whole queue out.
  * The multi handle and the transfers belong to the loop thread alone; the
  * per-endpoint and global claimed counts, to the claimer alone.
  *
@@ -49,6 +50,7 @@
 
 #define CLAIM_MAX 256
 #define CLAIM_REFILL 16 /* freed slots worth a claim of their own */
+#define CLAIM_FIRST_MAX_MS 5 /* the longest the recorder lets a claim go first */
 #define BODY_HARD_CAP (64 * 1024) /* read at most this much of a response, keep response_keep */
 #define POLL_MAX_MS 1000
 #define NHDR 8
@@ -110,6 +112,7 @@ struct dispatch {
 	unsigned in_flight;  /* transfers started, not finished */
 	struct xfer *free_xfers;
 	struct xfer *active; /* started, not yet finished */
+	struct outcome *round, *round_tail; /* finished this round, for the recorder */
 	struct store_job *spare; /* swapped with d->ready */
 	size_t spare_cap;
 	char (*succeeded)[UUID_STR_LEN]; /* endpoints of successes to give back */
@@ -127,6 +130,8 @@ struct dispatch {
 	bool wake;
 	struct store_job *ready;   /* claimed, for the loop to start */
 	size_t nready, ready_cap;
+	bool claim_first; /* slots were given back: the recorder lets the claimer
+	                   * take the store's write lock first */
 	bool stopping;    /* dispatch_stop called */
 	bool loop_done;   /* the loop thread has exited */
 	struct outcome *queue, *queue_tail;
@@ -499,14 +504,29 @@ static struct outcome *make_outcome(struct xfer *x, CURLcode rc)
 
 static void enqueue(struct dispatch *d, struct outcome *o)
 {
+	if (d->round_tail)
+		d->round_tail->next = o;
+	else
+		d->round = o;
+	d->round_tail = o;
+}
+
+/* Hand this round's outcomes to the recorder in one go: one lock and one
+ * wake-up per round rather than per attempt, and one batch (one commit, one
+ * fsync) for a burst of answers rather than a commit for the first of them. */
+static void hand_outcomes(struct dispatch *d)
+{
+	if (!d->round)
+		return;
 	pthread_mutex_lock(&d->lock);
 	if (d->queue_tail)
-		d->queue_tail->next = o;
+		d->queue_tail->next = d->round;
 	else
-		d->queue = o;
-	d->queue_tail = o;
+		d->queue = d->round;
+	d->queue_tail = d->round_tail;
 	pthread_cond_signal(&d->cond);
 	pthread_mutex_unlock(&d->lock);
+	d->round = d->round_tail = NULL;
 }
 
 /* A transfer ended (or could not start): hand its outcome over, recycle. */
@@ -570,6 +590,7 @@ static void give_back(struct dispatch *d)
 	size_t n = need <= d->released_cap ? d->nsucceeded : 0;
 	memcpy(d->released[d->nreleased], d->succeeded, n * UUID_STR_LEN);
 	d->nreleased += n;
+	d->claim_first = n > 0;
 	pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
 	d->nsucceeded = 0;
@@ -716,6 +737,15 @@ static void claimer_wait(struct dispatch *d, int64_t now)
 	pthread_cond_timedwait(&d->claim_cond, &d->lock, &ts);
 }
 
+/* The claimer is done with the store for now (under d->lock). */
+static void let_recorder_go(struct dispatch *d)
+{
+	if (!d->claim_first)
+		return;
+	d->claim_first = false;
+	pthread_cond_signal(&d->cond);
+}
+
 static void *claimer_main(void *arg)
 {
 	struct dispatch *d = arg;
@@ -725,12 +755,14 @@ static void *claimer_main(void *arg)
 		take_released(d);
 		int64_t now = tu_now_ms();
 		if (!claim_wanted(d, more, now)) {
+			let_recorder_go(d);
 			claimer_wait(d, now);
 			continue;
 		}
 		pthread_mutex_unlock(&d->lock);
 		more = claim(d, now);
 		pthread_mutex_lock(&d->lock);
+		let_recorder_go(d);
 	}
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
@@ -782,7 +814,8 @@ static void *loop_main(void *arg)
 		int running;
 		curl_multi_perform(d->multi, &running);
 		collect(d);
-		give_back(d);
+		give_back(d); /* first: the claimer refills while the recorder writes */
+		hand_outcomes(d);
 		long t = POLL_MAX_MS;
 		curl_multi_timeout(d->multi, &t);
 		if (t < 0 || t > POLL_MAX_MS)
@@ -797,6 +830,7 @@ static void *loop_main(void *arg)
 		unlink_active(d, x);
 		store_job_clear(&x->job);
 	}
+	hand_outcomes(d); /* of jobs that could not start in the last round */
 	pthread_mutex_lock(&d->lock);
 	d->loop_done = true;
 	pthread_cond_signal(&d->cond);
@@ -898,6 +932,27 @@ static void record_batch(struct dispatch *d, struct outcome *list)
 	free(paused);
 }
 
+/* Slots were just given back: let the claim that refills them take the
+ * store's write lock before this batch does (under d->lock). A claim is on
+ * the deliveries' critical path, a record is not: waiting behind a record's
+ * commit and fsync left the loop idle. Bounded, so a claimer that never
+ * answers cannot stall recording. */
+static void wait_for_claim(struct dispatch *d)
+{
+	if (!d->claim_first)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += CLAIM_FIRST_MAX_MS * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	while (d->claim_first && !d->loop_done)
+		if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) != 0)
+			break;
+}
+
 static void *recorder_main(void *arg)
 {
 	struct dispatch *d = arg;
@@ -905,6 +960,7 @@ static void *recorder_main(void *arg)
 	for (;;) {
 		while (!d->queue && !d->loop_done)
 			pthread_cond_wait(&d->cond, &d->lock);
+		wait_for_claim(d);
 		struct outcome *list = d->queue;
 		d->queue = d->queue_tail = NULL;
 		bool done = d->loop_done;
@@ -967,10 +1023,10 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	 * connection; their attempt timeout runs meanwhile. */
 	curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections_per_host);
 	pthread_mutex_init(&d->lock, NULL);
-	pthread_cond_init(&d->cond, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* timed waits immune to clock steps */
+	pthread_cond_init(&d->cond, &ca);
 	pthread_cond_init(&d->claim_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (start_threads(d) != 0) {
