@@ -16,11 +16,19 @@
  *     delivery stays leased until recorded). Either appends the endpoint
  *     ids to d->released (the recorder also the earliest retry time to
  *     d->retry_due) under d->lock and signals d->claim_cond; the claimer
- *     applies them to its counts.
+ *     applies them to its counts, and hands a job it claimed ahead for the
+ *     same endpoint (if any) straight to the loop.
+ *   - paused endpoints: the recorder appends the endpoints its batch paused
+ *     to d->paused under d->lock, in the same critical section as (and so
+ *     before) their slots; the claimer gives the jobs it claimed ahead for
+ *     them back to the store instead of handing them over.
  *   - outcomes: the loop thread collects a round's finished attempts
  *     (struct outcome, owning its job, response bytes and error text), then
  *     appends them all to d->queue under d->lock and signals d->cond; the
  *     recorder swaps the whole queue out.
+ *   - claim first: giving slots back, the loop sets d->claim_first under
+ *     d->lock; the recorder waits on d->cond (at most CLAIM_FIRST_MAX_MS)
+ *     until the claimer, done with the store, clears it and signals.
  * The multi handle and the transfers belong to the loop thread alone; the
  * per-endpoint and global claimed counts, to the claimer alone.
  *
@@ -94,10 +102,19 @@ struct watcher {
 	struct watcher *next;
 };
 
-/* In-flight count of one endpoint (loop thread only). */
+/* A job claimed ahead, waiting for a slot of its endpoint (claimer only). */
+struct parked {
+	struct store_job job;
+	int64_t lease_until;
+};
+
+/* One endpoint's attempts (claimer thread only): those handed to the loop
+ * and not yet given back, and up to a cap's worth more claimed ahead. */
 struct ep_count {
 	char id[UUID_STR_LEN];
-	unsigned n;
+	unsigned n;           /* handed to the loop: held against the cap */
+	struct parked *ring;  /* claimed ahead, oldest at head; allocated on need */
+	unsigned head, nparked;
 	struct ep_count *next;
 };
 
@@ -118,11 +135,13 @@ struct dispatch {
 	char (*succeeded)[UUID_STR_LEN]; /* endpoints of successes to give back */
 	size_t nsucceeded, succeeded_cap;
 	/* claimer thread only */
-	unsigned claimed;    /* claimed and not yet given back: the global cap */
+	unsigned claimed;    /* claimed (handed over or parked), not yet given back */
 	struct ep_count *eps[EP_BUCKETS];
 	int64_t next_due;    /* 0: unknown, ask the store */
 	int64_t last_claim;
 	unsigned freed;      /* slots given back since the last claim */
+	struct store_lease *dropped; /* claimed, not to be attempted: give back */
+	size_t ndropped, dropped_cap;
 	/* under lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;       /* the recorder waits on it */
@@ -141,9 +160,12 @@ struct dispatch {
 	char (*released)[UUID_STR_LEN];
 	size_t nreleased, released_cap;
 	int64_t retry_due;
+	/* recorder → claimer: endpoints the breaker just paused */
+	char (*paused)[UUID_STR_LEN];
+	size_t npaused, paused_cap;
 };
 
-/* ---- per-endpoint in-flight counts (loop thread) -------------------------- */
+/* ---- per-endpoint counts and jobs claimed ahead (claimer thread) ---------- */
 
 static unsigned ep_hash(const char *id)
 {
@@ -153,29 +175,71 @@ static unsigned ep_hash(const char *id)
 	return h % EP_BUCKETS;
 }
 
-static void ep_add(struct dispatch *d, const char *id, int delta)
+/* The endpoint's entry; created when asked to (NULL when out of memory:
+ * then only the cap's precision suffers). */
+static struct ep_count *ep_get(struct dispatch *d, const char *id, bool create)
 {
-	struct ep_count **pp = &d->eps[ep_hash(id)];
-	for (; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->id, id) != 0)
-			continue;
-		(*pp)->n += (unsigned)delta;
-		if ((*pp)->n == 0) {
-			struct ep_count *gone = *pp;
-			*pp = gone->next;
-			free(gone);
-		}
-		return;
-	}
-	if (delta <= 0)
-		return;
+	unsigned b = ep_hash(id);
+	for (struct ep_count *e = d->eps[b]; e; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	if (!create)
+		return NULL;
 	struct ep_count *e = calloc(1, sizeof(*e));
 	if (!e)
-		return; /* only the cap's precision suffers */
+		return NULL;
 	memcpy(e->id, id, UUID_STR_LEN);
-	e->n = (unsigned)delta;
-	e->next = d->eps[ep_hash(id)];
-	d->eps[ep_hash(id)] = e;
+	e->next = d->eps[b];
+	d->eps[b] = e;
+	return e;
+}
+
+/* Free the entry of an endpoint with nothing handed over or parked. */
+static void ep_forget_if_idle(struct dispatch *d, struct ep_count *e)
+{
+	if (e->n || e->nparked)
+		return;
+	for (struct ep_count **pp = &d->eps[ep_hash(e->id)]; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			free(e->ring);
+			free(e);
+			return;
+		}
+}
+
+/* Does the endpoint have a free slot for one more attempt in flight? */
+static bool ep_has_room(const struct dispatch *d, const struct ep_count *e)
+{
+	unsigned cap = (unsigned)d->cfg->max_in_flight_per_endpoint;
+	return cap == 0 || e->n < cap;
+}
+
+/* Keep a claimed job until its endpoint has a slot. false (the job left
+ * untouched) when there is no room to keep it. */
+static bool ep_park(struct dispatch *d, struct ep_count *e, struct store_job *job,
+                    int64_t lease_until)
+{
+	unsigned cap = (unsigned)d->cfg->max_in_flight_per_endpoint;
+	if (!e->ring && !(e->ring = malloc(cap * sizeof(*e->ring))))
+		return false;
+	if (e->nparked == cap)
+		return false;
+	struct parked *p = &e->ring[(e->head + e->nparked) % cap];
+	p->job = *job;
+	p->lease_until = lease_until;
+	e->nparked++;
+	return true;
+}
+
+/* Take the oldest parked job of the endpoint. */
+static struct parked ep_unpark(struct dispatch *d, struct ep_count *e)
+{
+	unsigned cap = (unsigned)d->cfg->max_in_flight_per_endpoint;
+	struct parked p = e->ring[e->head];
+	e->head = (e->head + 1) % cap;
+	e->nparked--;
+	return p;
 }
 
 static int cmp_id(const void *a, const void *b)
@@ -210,7 +274,7 @@ static size_t ep_snapshot(struct dispatch *d, char (**ids)[UUID_STR_LEN], unsign
 	for (int b = 0; b < EP_BUCKETS; b++)
 		for (struct ep_count *e = d->eps[b]; e; e = e->next, i++) {
 			memcpy(tmp[i].id, e->id, UUID_STR_LEN);
-			tmp[i].n = e->n;
+			tmp[i].n = e->n + e->nparked;
 		}
 	qsort(tmp, n, sizeof(*tmp), cmp_id);
 	for (i = 0; i < n; i++) {
@@ -618,14 +682,116 @@ static void collect(struct dispatch *d)
  * commit's fsync, and a loop stalled there would stall every transfer.
  */
 
-/* Apply what was given back (under d->lock). */
+/* Append jobs to the loop's ready array (under d->lock); false when out of
+ * memory (the jobs left untouched). */
+static bool ready_append(struct dispatch *d, const struct store_job *jobs, size_t n)
+{
+	if (d->nready + n > d->ready_cap) {
+		size_t cap = d->ready_cap ? d->ready_cap : 256;
+		while (cap < d->nready + n)
+			cap *= 2;
+		struct store_job *grown = realloc(d->ready, cap * sizeof(*grown));
+		if (!grown)
+			return false;
+		d->ready = grown;
+		d->ready_cap = cap;
+	}
+	memcpy(d->ready + d->nready, jobs, n * sizeof(*jobs));
+	d->nready += n;
+	return true;
+}
+
+/* A claimed job that will not be attempted now: noted to be given back to
+ * the store (by unclaim_dropped, outside d->lock), so it is due again at
+ * once rather than when its lease ends. */
+static void drop_claimed(struct dispatch *d, struct store_job *job)
+{
+	if (d->ndropped == d->dropped_cap) {
+		size_t cap = d->dropped_cap ? d->dropped_cap * 2 : 64;
+		struct store_lease *grown = realloc(d->dropped, cap * sizeof(*grown));
+		if (grown) {
+			d->dropped = grown;
+			d->dropped_cap = cap;
+		}
+	}
+	if (d->ndropped < d->dropped_cap) { /* else its lease simply ends */
+		struct store_lease *l = &d->dropped[d->ndropped++];
+		memcpy(l->delivery_id, job->delivery_id, UUID_STR_LEN);
+		l->lease = job->lease;
+	}
+	store_job_clear(job);
+	if (d->claimed)
+		d->claimed--;
+}
+
+static void unclaim_dropped(struct dispatch *d)
+{
+	struct hk_err err;
+	if (store_unclaim(d->store, d->dropped, d->ndropped, tu_now_ms(), &err) != HK_OK)
+		log_warn("giving back claimed deliveries failed: they go when their leases end",
+		         "deliveries=%zu code=%s", d->ndropped, err.code);
+	d->ndropped = 0;
+}
+
+/* Hand the endpoint's parked jobs to the loop while it has free slots
+ * (under d->lock). A job parked so long that its lease could run out
+ * during the attempt is given back rather than attempted: another claim
+ * then takes it with a fresh lease. Returns how many went. */
+static size_t unpark_ready(struct dispatch *d, struct ep_count *e, int64_t now)
+{
+	size_t handed = 0;
+	int64_t attempt_ms = d->cfg->connect_timeout_ms + d->cfg->attempt_timeout_ms;
+	while (e->nparked && ep_has_room(d, e)) {
+		struct parked p = ep_unpark(d, e);
+		if (p.lease_until - now < attempt_ms || !ready_append(d, &p.job, 1)) {
+			drop_claimed(d, &p.job);
+			continue;
+		}
+		e->n++;
+		handed++;
+	}
+	return handed;
+}
+
+/* The breaker paused the endpoint: what was claimed ahead for it must not
+ * go out. The pause holds those deliveries; given back, they go out as soon
+ * as the endpoint is enabled again. */
+static void drop_parked(struct dispatch *d, struct ep_count *e)
+{
+	while (e->nparked) {
+		struct parked p = ep_unpark(d, e);
+		drop_claimed(d, &p.job);
+	}
+}
+
+/* Apply what was given back and paused (under d->lock): a slot given back
+ * goes first to a job claimed ahead for the same endpoint, at once and
+ * without the store. */
 static void take_released(struct dispatch *d)
 {
+	for (size_t i = 0; i < d->npaused; i++) {
+		struct ep_count *e = ep_get(d, d->paused[i], false);
+		if (e) {
+			drop_parked(d, e);
+			ep_forget_if_idle(d, e);
+		}
+	}
+	d->npaused = 0;
+	int64_t now = tu_now_ms();
+	size_t handed = 0;
 	for (size_t i = 0; i < d->nreleased; i++) {
-		ep_add(d, d->released[i], -1);
 		if (d->claimed)
 			d->claimed--;
+		struct ep_count *e = ep_get(d, d->released[i], false);
+		if (!e)
+			continue;
+		if (e->n)
+			e->n--;
+		handed += unpark_ready(d, e, now);
+		ep_forget_if_idle(d, e);
 	}
+	if (handed)
+		curl_multi_wakeup(d->multi);
 	d->freed += (unsigned)d->nreleased;
 	d->nreleased = 0;
 	if (d->retry_due && (!d->next_due || d->retry_due < d->next_due))
@@ -637,24 +803,35 @@ static void take_released(struct dispatch *d)
 static void hand_over(struct dispatch *d, struct store_job *jobs, size_t n)
 {
 	pthread_mutex_lock(&d->lock);
-	if (d->nready + n > d->ready_cap) {
-		size_t cap = d->ready_cap ? d->ready_cap : 256;
-		while (cap < d->nready + n)
-			cap *= 2;
-		struct store_job *grown = realloc(d->ready, cap * sizeof(*grown));
-		if (!grown) {
-			pthread_mutex_unlock(&d->lock);
-			for (size_t i = 0; i < n; i++)
-				store_job_clear(&jobs[i]); /* out of memory: the leases expire */
-			return;
-		}
-		d->ready = grown;
-		d->ready_cap = cap;
-	}
-	memcpy(d->ready + d->nready, jobs, n * sizeof(*jobs));
-	d->nready += n;
-	curl_multi_wakeup(d->multi);
+	bool ok = ready_append(d, jobs, n);
+	if (ok)
+		curl_multi_wakeup(d->multi);
 	pthread_mutex_unlock(&d->lock);
+	if (!ok)
+		for (size_t i = 0; i < n; i++)
+			store_job_clear(&jobs[i]); /* out of memory: the leases expire */
+}
+
+/* Count the claimed jobs against their endpoints: those with a free slot
+ * stay in jobs[] (compacted; returns how many) to be handed over, the rest
+ * are parked until a slot comes back. */
+static size_t place_claimed(struct dispatch *d, struct store_job *jobs, size_t n,
+                            int64_t lease_until)
+{
+	size_t go = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct ep_count *e = ep_get(d, jobs[i].endpoint_id, true);
+		if (e && !ep_has_room(d, e) && ep_park(d, e, &jobs[i], lease_until))
+			continue;
+		if (e && !ep_has_room(d, e)) {
+			drop_claimed(d, &jobs[i]); /* no memory to park it */
+			continue;
+		}
+		if (e)
+			e->n++;
+		jobs[go++] = jobs[i];
+	}
+	return go;
 }
 
 /* Claim what is due and fits, and hand it to the loop. Returns true when
@@ -679,7 +856,11 @@ static bool claim(struct dispatch *d, int64_t now)
 	struct store_job jobs[CLAIM_MAX];
 	char(*ids)[UUID_STR_LEN];
 	unsigned *counts;
-	struct store_claim_room r = { .per_endpoint = cfg->max_in_flight_per_endpoint };
+	/* Claim up to a cap's worth ahead per endpoint: what does not fit
+	 * under the cap now is parked here, and goes out the moment a slot
+	 * comes back instead of one claim (and one write lock) later. Parked
+	 * jobs count against the global cap like those in flight. */
+	struct store_claim_room r = { .per_endpoint = 2 * (unsigned)cfg->max_in_flight_per_endpoint };
 	r.n = ep_snapshot(d, &ids, &counts);
 	r.endpoints = (const char(*)[UUID_STR_LEN])ids;
 	r.in_flight = counts;
@@ -692,11 +873,10 @@ static bool claim(struct dispatch *d, int64_t now)
 		log_warn("claim failed", "code=%s", err.code);
 		return false;
 	}
-	for (size_t i = 0; i < n; i++)
-		ep_add(d, jobs[i].endpoint_id, 1);
 	d->claimed += (unsigned)n;
-	if (n)
-		hand_over(d, jobs, n);
+	size_t go = place_claimed(d, jobs, n, lease_until);
+	if (go)
+		hand_over(d, jobs, go);
 	if (n == cap)
 		return true;
 	if (store_next_due(d->store, &due, &err) == HK_OK)
@@ -753,6 +933,11 @@ static void *claimer_main(void *arg)
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
 		take_released(d);
+		if (d->ndropped) {
+			pthread_mutex_unlock(&d->lock);
+			unclaim_dropped(d);
+			pthread_mutex_lock(&d->lock);
+		}
 		int64_t now = tu_now_ms();
 		if (!claim_wanted(d, more, now)) {
 			let_recorder_go(d);
@@ -764,7 +949,14 @@ static void *claimer_main(void *arg)
 		pthread_mutex_lock(&d->lock);
 		let_recorder_go(d);
 	}
+	/* Stopping: what was claimed ahead goes back to the store, due at once
+	 * for another node or the next start rather than when its lease ends. */
+	for (int b = 0; b < EP_BUCKETS; b++)
+		for (struct ep_count *e = d->eps[b]; e; e = e->next)
+			drop_parked(d, e);
+	let_recorder_go(d);
 	pthread_mutex_unlock(&d->lock);
+	unclaim_dropped(d);
 	return NULL;
 }
 
@@ -865,10 +1057,24 @@ static void notify(struct dispatch *d, const struct store_result *r)
 }
 
 /* Give the recorded attempts' endpoint slots back to the loop. */
-static void release_slots(struct dispatch *d, const struct outcome *list)
+static void release_slots(struct dispatch *d, const struct outcome *list,
+                          const char (*paused)[UUID_STR_LEN], size_t np)
 {
 	int64_t due = 0;
 	pthread_mutex_lock(&d->lock);
+	/* Before the slots: the claimer must drop what it claimed ahead for a
+	 * paused endpoint before a slot of it comes back. */
+	if (d->npaused + np > d->paused_cap) {
+		char(*grown)[UUID_STR_LEN] = realloc(d->paused, (d->npaused + np) * UUID_STR_LEN);
+		if (grown) {
+			d->paused = grown;
+			d->paused_cap = d->npaused + np;
+		}
+	}
+	if (np && d->npaused + np <= d->paused_cap) {
+		memcpy(d->paused[d->npaused], paused, np * UUID_STR_LEN);
+		d->npaused += np;
+	}
 	for (const struct outcome *o = list; o; o = o->next) {
 		if (!o->slot_held)
 			continue; /* the loop gave it back when the attempt succeeded */
@@ -915,7 +1121,7 @@ static void record_batch(struct dispatch *d, struct outcome *list)
 	i = 0;
 	for (struct outcome *o = list; r && o; o = o->next)
 		o->r.fenced = r[i++].fenced;
-	release_slots(d, list);
+	release_slots(d, list, (const char(*)[UUID_STR_LEN])paused, paused ? np : 0);
 	for (size_t k = 0; k < np; k++)
 		log_info("endpoint paused by the circuit breaker", "endpoint=%s threshold=%d",
 		         paused[k], d->cfg->breaker_threshold);
@@ -1108,6 +1314,11 @@ void dispatch_free(struct dispatch *d)
 		while (d->eps[b]) {
 			struct ep_count *e = d->eps[b];
 			d->eps[b] = e->next;
+			while (e->nparked) {
+				struct parked p = ep_unpark(d, e);
+				store_job_clear(&p.job); /* its lease expires, or is released at start */
+			}
+			free(e->ring);
 			free(e);
 		}
 	curl_multi_cleanup(d->multi);
@@ -1117,6 +1328,8 @@ void dispatch_free(struct dispatch *d)
 	free(d->spare);
 	free(d->succeeded);
 	free(d->released);
+	free(d->paused);
+	free(d->dropped);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
 	pthread_cond_destroy(&d->claim_cond);

@@ -291,6 +291,12 @@ hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	return s->ops->release_leases(s, now, err);
 }
 
+hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                        struct hk_err *err)
+{
+	return n ? s->ops->unclaim(s, l, n, now, err) : HK_OK;
+}
+
 hk_status store_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err)
 {
 	return s->ops->listen ? s->ops->listen(s, wake, arg, err) : HK_OK;

@@ -326,6 +326,18 @@ hk_status store_record(struct store *s, struct store_result *r, size_t n, int br
  * longer holds its liveness lock. */
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err);
 
+/* A claimed delivery's lease, to give the delivery back unattempted. */
+struct store_lease {
+	char delivery_id[UUID_STR_LEN];
+	int64_t lease;
+};
+
+/* Give back claimed deliveries this process will not attempt after all:
+ * each is due again at now, where its lease still holds (where it does not,
+ * nothing changes). */
+hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                        struct hk_err *err);
+
 /* ---- other writers ------------------------------------------------------- */
 
 /* Call wake(arg) from a store thread whenever another process sharing this

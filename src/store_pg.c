@@ -149,6 +149,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 	               "  FROM pg_locks l JOIN pg_database db ON db.oid = l.database"
 	               "  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
 	               "  AND db.datname = current_database())",
+	[PS_UNCLAIM] = "UPDATE deliveries SET next_attempt_at = $3, lease = NULL, lease_owner = NULL"
+	               " WHERE id = $1 AND lease = $2 AND status = 0",
 	[PS_STATS] = "SELECT (minute * 60000 / $4) * $4 AS bucket, sum(succeeded), sum(failed)"
 	             " FROM attempt_rollup WHERE endpoint_id = $1 AND minute >= $2 AND minute < $3"
 	             " GROUP BY bucket ORDER BY bucket",
@@ -1201,6 +1203,7 @@ const struct store_ops store_pg_ops = {
 	.next_due = pg_next_due,
 	.record = pg_record,
 	.release_leases = pg_release_leases,
+	.unclaim = pg_unclaim,
 	.stats = pg_stats,
 	.listen = pg_listen,
 };

@@ -380,6 +380,25 @@ hk_status pg_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	return r;
 }
 
+hk_status pg_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                     struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	hk_status r = pg_tx_begin(c, err);
+	for (size_t i = 0; r == HK_OK && i < n; i++) {
+		struct pg_params p = { 0 };
+		pp_text(&p, l[i].delivery_id);
+		pp_int(&p, l[i].lease);
+		pp_int(&p, now);
+		r = pg_do(c, PS_UNCLAIM, &p, NULL, err);
+	}
+	if (r == HK_OK)
+		r = pg_tx_commit(c, err);
+	if (r != HK_OK)
+		pg_tx_rollback(c);
+	return r;
+}
+
 /* ---- statistics ---------------------------------------------------------- */
 
 hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,

@@ -29,7 +29,7 @@ enum pg_stmt {
 	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
 	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_NEXT_DUE,
 	PS_REC_LOCK, PS_REC_RESULT, PS_REC_ENDPOINT, PS_REC_PAUSE, PS_REC_ROLLUP,
-	PS_RELEASE, PS_STATS, PS_BEGIN,
+	PS_RELEASE, PS_UNCLAIM, PS_STATS, PS_BEGIN,
 	PS_COUNT
 };
 
@@ -144,6 +144,8 @@ hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err);
 hk_status pg_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
                     char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
 hk_status pg_release_leases(struct store *s, int64_t now, struct hk_err *err);
+hk_status pg_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                     struct hk_err *err);
 hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
                    int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
 hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);

@@ -122,6 +122,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                  " succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
 	[ST_RELEASE] = "UPDATE deliveries SET next_attempt_at = ?1, lease = NULL"
 	               " WHERE status = 0 AND lease IS NOT NULL",
+	[ST_UNCLAIM] = "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL"
+	               " WHERE id = ?1 AND lease = ?2 AND status = 0",
 	[ST_STATS] = "SELECT (minute * 60000 / ?4) * ?4 AS bucket, sum(succeeded), sum(failed)"
 	             " FROM attempt_rollup WHERE endpoint_id = ?1 AND minute >= ?2 AND minute < ?3"
 	             " GROUP BY bucket ORDER BY bucket",
@@ -1225,5 +1227,6 @@ const struct store_ops store_sqlite_ops = {
 	.next_due = sq_next_due,
 	.record = sq_record,
 	.release_leases = sq_release_leases,
+	.unclaim = sq_unclaim,
 	.stats = sq_stats,
 };

@@ -323,6 +323,29 @@ hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	return r;
 }
 
+hk_status sq_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                     struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	hk_status r = sq_tx_begin(c, err);
+	for (size_t i = 0; r == HK_OK && i < n; i++) {
+		sqlite3_stmt *st = sq_stmt(c, ST_UNCLAIM, err);
+		if (!st) {
+			r = HK_ESTORE;
+			break;
+		}
+		sq_bind_text(st, 1, l[i].delivery_id);
+		sqlite3_bind_int64(st, 2, l[i].lease);
+		sqlite3_bind_int64(st, 3, now);
+		r = sq_step_done(c, st, err);
+	}
+	if (r == HK_OK)
+		r = sq_tx_commit(c, err);
+	if (r != HK_OK)
+		sq_tx_rollback(c);
+	return r;
+}
+
 /* ---- statistics ---------------------------------------------------------- */
 
 hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,

@@ -28,7 +28,7 @@ enum stmt_id {
 	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
 	ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
 	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
-	ST_RELEASE, ST_STATS,
+	ST_RELEASE, ST_UNCLAIM, ST_STATS,
 	ST_COUNT
 };
 
@@ -80,6 +80,8 @@ hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err);
 hk_status sq_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
                     char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
 hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err);
+hk_status sq_unclaim(struct store *s, const struct store_lease *l, size_t n, int64_t now,
+                     struct hk_err *err);
 hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
                    int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
 

@@ -164,6 +164,30 @@ def test_breaker_pauses_holds_and_resumes(ctx):
     assert state()["consecutive_failures"] == 0
 
 
+def test_pause_gives_back_deliveries_claimed_ahead(ctx):
+    # hookd claims up to a cap's worth ahead of the per-endpoint cap. When
+    # the breaker pauses the endpoint, those must not go out, and must go
+    # out as soon as it is enabled again: not when their leases end (50 s).
+    h, r = start(ctx, *FAST, "--breaker-threshold", "2", "--max-in-flight-per-endpoint", "2")
+    ep = endpoint(h, r.url("/status/500"))
+    path = BASE + "/endpoints/" + ep["id"]
+    assert h.request("PATCH", path, {"is_active": False})[0] == 200
+    for i in range(12):  # held, then claimed together: 2 in flight, 2 ahead
+        publish(h, {"i": i})
+    assert h.request("PATCH", path, {"is_active": True})[0] == 200
+
+    def state():
+        return h.request("GET", BASE + "/endpoints")[1][0]
+    wait_until(lambda: state()["is_active"] is False, 15, "endpoint paused")
+    sent = len(r.requests("/status/500"))
+    time.sleep(1.0)
+    assert len(r.requests("/status/500")) == sent, "a paused endpoint was contacted"
+    st, got, _ = h.request("PATCH", path, {"url": r.url("/status/200"), "is_active": True})
+    assert st == 200 and got["is_active"] is True
+    r.wait_for(12, "/status/200", timeout=10)
+    assert all(d["status"] == "succeeded" for d in settled(h, ep, 12))
+
+
 def test_manual_retry_adds_one_attempt_same_webhook_id(ctx):
     h, r = start(ctx)
     ep = endpoint(h, r.url("/status/200"))
