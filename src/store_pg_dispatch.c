@@ -101,7 +101,7 @@ static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_
 	pp_int(&p, now);
 	pp_text(&p, full);
 	/* Lock a few more rows than we may take: some may lack room. */
-	pp_int(&p, (int64_t)cap * 4);
+	pp_int(&p, (int64_t)cap + 32);
 	PGresult *res = pg_run(c, PS_CLAIM_SELECT, &p, err);
 	if (!res)
 		return err->status;
@@ -161,7 +161,7 @@ hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
 	PGresult *res = pg_run(c, PS_NEXT_DUE, &p, err);
 	if (!res)
 		return err->status;
-	*when = pg_int(res, 0, 0);
+	*when = PQntuples(res) ? pg_int(res, 0, 0) : 0;
 	PQclear(res);
 	return HK_OK;
 }
