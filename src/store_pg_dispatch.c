@@ -100,8 +100,10 @@ static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_
 	struct pg_params p = { 0 };
 	pp_int(&p, now);
 	pp_text(&p, full);
-	/* Lock a few more rows than we may take: some may lack room. */
-	pp_int(&p, (int64_t)cap + 32);
+	/* Lock a few more rows than we may take: some may lack room. Every row
+	 * locked is a write, so no more than SQLite would read past (its
+	 * streak of rows without room). */
+	pp_int(&p, (int64_t)cap + STORE_CLAIM_STREAK);
 	PGresult *res = pg_run(c, PS_CLAIM_SELECT, &p, err);
 	if (!res)
 		return err->status;
