@@ -20,13 +20,21 @@
 
 #define T0 1778162400000LL /* 2026-05-07T14:00:00Z */
 
-static struct store *open_tmp(char *path, size_t cap)
+/* The database file and what SQLite and hookd keep beside it. */
+static void remove_tmp(const char *path)
 {
-	snprintf(path, cap, "/tmp/hookd-unit-store-%d.db", (int)getpid());
-	unlink(path);
-	char wal[300];
-	snprintf(wal, sizeof(wal), "%s-wal", path);
-	unlink(wal);
+	static const char *const suffix[] = { "", "-wal", "-shm", ".lock" };
+	char f[300];
+	for (size_t i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		snprintf(f, sizeof(f), "%s%s", path, suffix[i]);
+		unlink(f);
+	}
+}
+
+static struct store *open_tmp(const char *name, char *path, size_t cap)
+{
+	snprintf(path, cap, "/tmp/hookd-unit-%s-%d.db", name, (int)getpid());
+	remove_tmp(path);
 	struct store *s = NULL;
 	struct hk_err err;
 	if (store_open(path, NULL, &s, &err) != HK_OK) {
@@ -157,6 +165,42 @@ static void test_lease_fencing(struct store *s, int64_t org)
 	store_job_clear(&job);
 }
 
+/* A claimed delivery given back unattempted is due again at once, but only
+ * by the holder of its lease. On a store of its own: nothing else is due. */
+static void test_unclaim(void)
+{
+	char path[256];
+	struct store *s = open_tmp("unclaim", path, sizeof(path));
+	struct hk_err err;
+	int64_t org;
+	store_org_create(s, "u", "U", T0, &org, &err);
+	struct store_endpoint ep;
+	make_endpoint(s, org, "[\"back\"]", &ep);
+	struct store_publish p;
+	fill_publish(&p, org, "back", NULL, "{}");
+	store_publish_batch(s, &p, 1, &err);
+	struct store_job jobs[2];
+	size_t n = 0;
+	int64_t now = T0 + 1000;
+	CHECK(store_claim(s, now, now + 30000, 2, NULL, jobs, &n, &err) == HK_OK && n == 1,
+	      "the delivery is claimed");
+	struct store_lease stale = { .lease = jobs[0].lease + 1 }, mine = { .lease = jobs[0].lease };
+	memcpy(stale.delivery_id, jobs[0].delivery_id, UUID_STR_LEN);
+	memcpy(mine.delivery_id, jobs[0].delivery_id, UUID_STR_LEN);
+	store_job_clear(&jobs[0]);
+	CHECK(store_unclaim(s, &stale, 1, now + 10, &err) == HK_OK, "unclaim with another lease runs");
+	CHECK(store_claim(s, now + 20, now + 30000, 2, NULL, jobs, &n, &err) == HK_OK && n == 0,
+	      "another lease gives nothing back");
+	CHECK(store_unclaim(s, &mine, 1, now + 30, &err) == HK_OK, "unclaim with its lease runs");
+	CHECK(store_claim(s, now + 40, now + 30000, 2, NULL, jobs, &n, &err) == HK_OK && n == 1 &&
+	      strcmp(jobs[0].delivery_id, mine.delivery_id) == 0 && jobs[0].lease != mine.lease,
+	      "given back, it is claimed again at once, under a new lease");
+	for (size_t i = 0; i < n; i++)
+		store_job_clear(&jobs[i]);
+	store_close(s);
+	remove_tmp(path);
+}
+
 static void test_breaker_holds(struct store *s, int64_t org2)
 {
 	struct store_endpoint ep;
@@ -247,7 +291,7 @@ int main(int argc, char **argv)
 {
 	long big = argc > 1 ? atol(argv[1]) : 1000000;
 	char path[256];
-	struct store *s = open_tmp(path, sizeof(path));
+	struct store *s = open_tmp("store", path, sizeof(path));
 	struct hk_err err;
 	int64_t org, org2, org3;
 	CHECK(store_org_create(s, "o1", "O1", T0, &org, &err) == HK_OK, "org created");
@@ -257,8 +301,9 @@ int main(int argc, char **argv)
 	test_publish_and_idempotency(s, org);
 	test_lease_fencing(s, org);
 	test_breaker_holds(s, org2);
+	test_unclaim();
 	test_stats(s, org3, big);
 	store_close(s);
-	unlink(path);
+	remove_tmp(path);
 	return unit_done();
 }
