@@ -341,12 +341,17 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 
 /* ---- starting a transfer (loop thread) -------------------------------------- */
 
+static void set_fixed_options(struct xfer *x);
+
+/* A transfer from the free list, or a new one. Its easy handle keeps the
+ * options every attempt shares (set once, below); an attempt sets only its
+ * own, rather than resetting and re-setting some twenty options, six of
+ * them copied strings, per attempt. */
 static struct xfer *xfer_get(struct dispatch *d)
 {
 	struct xfer *x = d->free_xfers;
 	if (x) {
 		d->free_xfers = x->next_free;
-		curl_easy_reset(x->easy);
 		return x;
 	}
 	x = calloc(1, sizeof(*x));
@@ -354,8 +359,10 @@ static struct xfer *xfer_get(struct dispatch *d)
 		free(x);
 		x = NULL;
 	}
-	if (x)
+	if (x) {
 		x->d = d;
+		set_fixed_options(x);
+	}
 	return x;
 }
 
@@ -400,14 +407,22 @@ static int build_headers(struct xfer *x, int64_t ts)
 	return 0;
 }
 
-static void set_options(struct xfer *x)
+/* What changes from one attempt to the next. */
+static void set_job_options(struct xfer *x)
 {
-	const struct dispatch_config *cfg = x->d->cfg;
 	CURL *e = x->easy;
 	curl_easy_setopt(e, CURLOPT_URL, x->job.url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->job.body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->job.body_len);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdr);
+}
+
+/* What every attempt of this transfer shares (the callbacks' data is the
+ * transfer itself, which is reused with its handle). */
+static void set_fixed_options(struct xfer *x)
+{
+	const struct dispatch_config *cfg = x->d->cfg;
+	CURL *e = x->easy;
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
 	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
@@ -464,7 +479,7 @@ static void start(struct dispatch *d, struct store_job *job)
 		finish(d, x, CURLE_ABORTED_BY_CALLBACK);
 		return;
 	}
-	set_options(x);
+	set_job_options(x);
 	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
 		snprintf(x->blocked, sizeof(x->blocked), "cannot start the transfer");
 		finish(d, x, CURLE_FAILED_INIT);
