@@ -102,6 +102,12 @@ struct watcher {
 	struct watcher *next;
 };
 
+/* A growable array of endpoint ids. */
+struct ids {
+	char (*v)[UUID_STR_LEN];
+	size_t n, cap;
+};
+
 /* A job claimed ahead, waiting for a slot of its endpoint (claimer only). */
 struct parked {
 	struct store_job job;
@@ -132,8 +138,7 @@ struct dispatch {
 	struct outcome *round, *round_tail; /* finished this round, for the recorder */
 	struct store_job *spare; /* swapped with d->ready */
 	size_t spare_cap;
-	char (*succeeded)[UUID_STR_LEN]; /* endpoints of successes to give back */
-	size_t nsucceeded, succeeded_cap;
+	struct ids succeeded; /* endpoints of successes to give back */
 	/* claimer thread only */
 	unsigned claimed;    /* claimed (handed over or parked), not yet given back */
 	struct ep_count *eps[EP_BUCKETS];
@@ -157,13 +162,43 @@ struct dispatch {
 	struct watcher *watchers;
 	/* loop and recorder → claimer: endpoint slots given back, and the
 	 * earliest retry the recorded attempts scheduled */
-	char (*released)[UUID_STR_LEN];
-	size_t nreleased, released_cap;
+	struct ids released;
 	int64_t retry_due;
 	/* recorder → claimer: endpoints the breaker just paused */
-	char (*paused)[UUID_STR_LEN];
-	size_t npaused, paused_cap;
+	struct ids paused;
 };
+
+/* The CLOCK_MONOTONIC time ms from now, for the condition variables' timed
+ * waits (both use that clock). */
+static struct timespec mono_after(int64_t ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	int64_t ns = ts.tv_nsec + ms * 1000000;
+	ts.tv_sec += ns / 1000000000;
+	ts.tv_nsec = ns % 1000000000;
+	return ts;
+}
+
+/* Append k ids; false (nothing appended) when out of memory, which costs
+ * only the caps' precision: the slots stay counted as taken. */
+static bool ids_append(struct ids *a, const char (*src)[UUID_STR_LEN], size_t k)
+{
+	if (a->n + k > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		while (cap < a->n + k)
+			cap *= 2;
+		char(*grown)[UUID_STR_LEN] = realloc(a->v, cap * UUID_STR_LEN);
+		if (!grown)
+			return false;
+		a->v = grown;
+		a->cap = cap;
+	}
+	if (k)
+		memcpy(a->v[a->n], src, k * UUID_STR_LEN);
+	a->n += k;
+	return true;
+}
 
 /* ---- per-endpoint counts and jobs claimed ahead (claimer thread) ---------- */
 
@@ -341,31 +376,6 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 
 /* ---- starting a transfer (loop thread) -------------------------------------- */
 
-static void set_fixed_options(struct xfer *x);
-
-/* A transfer from the free list, or a new one. Its easy handle keeps the
- * options every attempt shares (set once, below); an attempt sets only its
- * own, rather than resetting and re-setting some twenty options, six of
- * them copied strings, per attempt. */
-static struct xfer *xfer_get(struct dispatch *d)
-{
-	struct xfer *x = d->free_xfers;
-	if (x) {
-		d->free_xfers = x->next_free;
-		return x;
-	}
-	x = calloc(1, sizeof(*x));
-	if (x && !(x->easy = curl_easy_init())) {
-		free(x);
-		x = NULL;
-	}
-	if (x) {
-		x->d = d;
-		set_fixed_options(x);
-	}
-	return x;
-}
-
 /* Build the header list in x->hdr / x->hbuf. 0, or -1 when signing fails. */
 static int build_headers(struct xfer *x, int64_t ts)
 {
@@ -447,6 +457,29 @@ static void set_fixed_options(struct xfer *x)
 	 * 10,000 attempts in flight that default was 35 MiB of peak RSS; 16 KiB
 	 * is libcurl's minimum (a larger body simply goes in several writes). */
 	curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+}
+
+/* A transfer from the free list, or a new one. Its easy handle keeps the
+ * options every attempt shares (set once, above); an attempt sets only its
+ * own, rather than resetting and re-setting some twenty options, six of
+ * them copied strings, per attempt. */
+static struct xfer *xfer_get(struct dispatch *d)
+{
+	struct xfer *x = d->free_xfers;
+	if (x) {
+		d->free_xfers = x->next_free;
+		return x;
+	}
+	x = calloc(1, sizeof(*x));
+	if (x && !(x->easy = curl_easy_init())) {
+		free(x);
+		x = NULL;
+	}
+	if (x) {
+		x->d = d;
+		set_fixed_options(x);
+	}
+	return x;
 }
 
 static void finish(struct dispatch *d, struct xfer *x, CURLcode rc);
@@ -626,15 +659,7 @@ static void unlink_active(struct dispatch *d, struct xfer *x)
 /* Note an endpoint slot to give back to the claimer (after collect). */
 static void give_back_later(struct dispatch *d, const char *endpoint_id)
 {
-	if (d->nsucceeded == d->succeeded_cap) {
-		size_t cap = d->succeeded_cap ? d->succeeded_cap * 2 : 256;
-		char(*grown)[UUID_STR_LEN] = realloc(d->succeeded, cap * UUID_STR_LEN);
-		if (!grown)
-			return; /* the slot stays taken: only the cap's precision suffers */
-		d->succeeded = grown;
-		d->succeeded_cap = cap;
-	}
-	memcpy(d->succeeded[d->nsucceeded++], endpoint_id, UUID_STR_LEN);
+	ids_append(&d->succeeded, (const char(*)[UUID_STR_LEN])endpoint_id, 1);
 }
 
 static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
@@ -655,24 +680,14 @@ static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
 /* Hand the slots of this round's successes to the claimer at once. */
 static void give_back(struct dispatch *d)
 {
-	if (!d->nsucceeded)
+	if (!d->succeeded.n)
 		return;
 	pthread_mutex_lock(&d->lock);
-	size_t need = d->nreleased + d->nsucceeded;
-	if (need > d->released_cap) {
-		char(*grown)[UUID_STR_LEN] = realloc(d->released, need * UUID_STR_LEN);
-		if (grown) {
-			d->released = grown;
-			d->released_cap = need;
-		}
-	}
-	size_t n = need <= d->released_cap ? d->nsucceeded : 0;
-	memcpy(d->released[d->nreleased], d->succeeded, n * UUID_STR_LEN);
-	d->nreleased += n;
-	d->claim_first = n > 0;
+	d->claim_first = ids_append(&d->released, (const char(*)[UUID_STR_LEN])d->succeeded.v,
+	                            d->succeeded.n);
 	pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
-	d->nsucceeded = 0;
+	d->succeeded.n = 0;
 }
 
 static void collect(struct dispatch *d)
@@ -784,20 +799,20 @@ static void drop_parked(struct dispatch *d, struct ep_count *e)
  * without the store. */
 static void take_released(struct dispatch *d)
 {
-	for (size_t i = 0; i < d->npaused; i++) {
-		struct ep_count *e = ep_get(d, d->paused[i], false);
+	for (size_t i = 0; i < d->paused.n; i++) {
+		struct ep_count *e = ep_get(d, d->paused.v[i], false);
 		if (e) {
 			drop_parked(d, e);
 			ep_forget_if_idle(d, e);
 		}
 	}
-	d->npaused = 0;
+	d->paused.n = 0;
 	int64_t now = tu_now_ms();
 	size_t handed = 0;
-	for (size_t i = 0; i < d->nreleased; i++) {
+	for (size_t i = 0; i < d->released.n; i++) {
 		if (d->claimed)
 			d->claimed--;
-		struct ep_count *e = ep_get(d, d->released[i], false);
+		struct ep_count *e = ep_get(d, d->released.v[i], false);
 		if (!e)
 			continue;
 		if (e->n)
@@ -807,8 +822,8 @@ static void take_released(struct dispatch *d)
 	}
 	if (handed)
 		curl_multi_wakeup(d->multi);
-	d->freed += (unsigned)d->nreleased;
-	d->nreleased = 0;
+	d->freed += (unsigned)d->released.n;
+	d->released.n = 0;
 	if (d->retry_due && (!d->next_due || d->retry_due < d->next_due))
 		d->next_due = d->retry_due;
 	d->retry_due = 0;
@@ -836,10 +851,9 @@ static size_t place_claimed(struct dispatch *d, struct store_job *jobs, size_t n
 	size_t go = 0;
 	for (size_t i = 0; i < n; i++) {
 		struct ep_count *e = ep_get(d, jobs[i].endpoint_id, true);
-		if (e && !ep_has_room(d, e) && ep_park(d, e, &jobs[i], lease_until))
-			continue;
 		if (e && !ep_has_room(d, e)) {
-			drop_claimed(d, &jobs[i]); /* no memory to park it */
+			if (!ep_park(d, e, &jobs[i], lease_until))
+				drop_claimed(d, &jobs[i]); /* no memory to park it */
 			continue;
 		}
 		if (e)
@@ -924,11 +938,7 @@ static void claimer_wait(struct dispatch *d, int64_t now)
 		until = d->next_due;
 	if (until <= now)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	int64_t ns = ts.tv_nsec + (until - now) * 1000000;
-	ts.tv_sec += ns / 1000000000;
-	ts.tv_nsec = ns % 1000000000;
+	struct timespec ts = mono_after(until - now);
 	pthread_cond_timedwait(&d->claim_cond, &d->lock, &ts);
 }
 
@@ -1079,29 +1089,12 @@ static void release_slots(struct dispatch *d, const struct outcome *list,
 	pthread_mutex_lock(&d->lock);
 	/* Before the slots: the claimer must drop what it claimed ahead for a
 	 * paused endpoint before a slot of it comes back. */
-	if (d->npaused + np > d->paused_cap) {
-		char(*grown)[UUID_STR_LEN] = realloc(d->paused, (d->npaused + np) * UUID_STR_LEN);
-		if (grown) {
-			d->paused = grown;
-			d->paused_cap = d->npaused + np;
-		}
-	}
-	if (np && d->npaused + np <= d->paused_cap) {
-		memcpy(d->paused[d->npaused], paused, np * UUID_STR_LEN);
-		d->npaused += np;
-	}
+	ids_append(&d->paused, paused, np);
 	for (const struct outcome *o = list; o; o = o->next) {
 		if (!o->slot_held)
 			continue; /* the loop gave it back when the attempt succeeded */
-		if (d->nreleased == d->released_cap) {
-			size_t cap = d->released_cap ? d->released_cap * 2 : 256;
-			char(*grown)[UUID_STR_LEN] = realloc(d->released, cap * UUID_STR_LEN);
-			if (!grown)
-				break; /* the slot stays taken: only the cap's precision suffers */
-			d->released = grown;
-			d->released_cap = cap;
-		}
-		memcpy(d->released[d->nreleased++], o->job.endpoint_id, UUID_STR_LEN);
+		if (!ids_append(&d->released, (const char(*)[UUID_STR_LEN])o->job.endpoint_id, 1))
+			break;
 		if (o->r.status == DELIVERY_PENDING && !o->r.fenced && (!due || o->r.next_attempt_at < due))
 			due = o->r.next_attempt_at;
 	}
@@ -1109,7 +1102,7 @@ static void release_slots(struct dispatch *d, const struct outcome *list,
 		d->retry_due = due;
 	/* No wake flag: the claimer claims for freed slots by its refill rule,
 	 * and an unconditional claim would scan the backlog of a full endpoint. */
-	if (d->nreleased || d->retry_due)
+	if (d->released.n || d->retry_due)
 		pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
 }
@@ -1162,13 +1155,7 @@ static void wait_for_claim(struct dispatch *d)
 {
 	if (!d->claim_first)
 		return;
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += CLAIM_FIRST_MAX_MS * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = mono_after(CLAIM_FIRST_MAX_MS);
 	while (d->claim_first && !d->loop_done)
 		if (pthread_cond_timedwait(&d->cond, &d->lock, &ts) != 0)
 			break;
@@ -1341,9 +1328,9 @@ void dispatch_free(struct dispatch *d)
 		store_job_clear(&d->ready[i]);
 	free(d->ready);
 	free(d->spare);
-	free(d->succeeded);
-	free(d->released);
-	free(d->paused);
+	free(d->succeeded.v);
+	free(d->released.v);
+	free(d->paused.v);
 	free(d->dropped);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->cond);
