@@ -1185,11 +1185,13 @@ static void *recorder_main(void *arg)
 
 /* ---- public ------------------------------------------------------------------ */
 
-/* Start the three threads; on failure stop those already started. */
+/* Start the three threads, named for `top -H` and perf; on failure stop
+ * those already started. */
 static int start_threads(struct dispatch *d)
 {
 	if (pthread_create(&d->rec_thread, NULL, recorder_main, d) != 0)
 		return -1;
+	pthread_setname_np(d->rec_thread, "hookd-recorder");
 	if (pthread_create(&d->loop_thread, NULL, loop_main, d) != 0) {
 		pthread_mutex_lock(&d->lock);
 		d->loop_done = true;
@@ -1198,6 +1200,7 @@ static int start_threads(struct dispatch *d)
 		pthread_join(d->rec_thread, NULL);
 		return -1;
 	}
+	pthread_setname_np(d->loop_thread, "hookd-loop");
 	if (pthread_create(&d->claim_thread, NULL, claimer_main, d) != 0) {
 		pthread_mutex_lock(&d->lock);
 		d->stopping = true;
@@ -1207,6 +1210,7 @@ static int start_threads(struct dispatch *d)
 		pthread_join(d->rec_thread, NULL);
 		return -1;
 	}
+	pthread_setname_np(d->claim_thread, "hookd-claimer");
 	return 0;
 }
 

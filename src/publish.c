@@ -127,6 +127,7 @@ struct publisher *publisher_start(struct store *s, unsigned max_batch, void (*af
 		hk_fail(err, HK_EINTERNAL, NULL, "cannot start the committer thread");
 		return NULL;
 	}
+	pthread_setname_np(p->thread, "hookd-commit");
 	return p;
 }
 

@@ -568,6 +568,7 @@ hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_
 		free(l);
 		return hk_fail(err, HK_EINTERNAL, NULL, "cannot start the listener thread");
 	}
+	pthread_setname_np(l->thread, "hookd-listen");
 	ps->listener = l;
 	return HK_OK;
 }
