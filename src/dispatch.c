@@ -603,7 +603,7 @@ static struct outcome *make_outcome(struct xfer *x, CURLcode rc)
 	struct store_result *r = &o->r;
 	*r = (struct store_result){
 		.delivery_id = o->job.delivery_id, .endpoint_id = o->job.endpoint_id,
-		.lease = o->job.lease, .attempt_number = o->job.attempt_count + 1,
+		.lease = o->job.lease, .row = o->job.row, .attempt_number = o->job.attempt_count + 1,
 		.started_at = x->started_wall, .duration_ms = (int)(tu_mono_ms() - x->started_mono),
 		.http_status = x->blocked[0] ? 0 : (int)code,
 		.error = err ? o->mem + x->resp_len : NULL,

@@ -251,6 +251,7 @@ struct store_job {
 	char event_id[UUID_STR_LEN];
 	char endpoint_id[UUID_STR_LEN];
 	int64_t lease;       /* fencing token: the result is written only if it still holds */
+	int64_t row;         /* the backend's own handle on the row (SQLite's rowid), or 0 */
 	int attempt_count;   /* attempts made before this one */
 	bool no_retry;       /* test delivery or manual retry: one attempt, no schedule */
 	bool is_primary;     /* primary endpoint: no X-AgentVista-Signature */
@@ -297,6 +298,7 @@ struct store_result {
 	const char *delivery_id;
 	const char *endpoint_id;
 	int64_t lease;
+	int64_t row;                 /* the job's row */
 	int attempt_number;
 	int64_t started_at;
 	int duration_ms;

@@ -99,7 +99,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                " held = (SELECT 1 - e.is_active FROM endpoints e WHERE e.id = deliveries.endpoint_id)"
 	                " WHERE id = ?1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?2)",
 	[ST_CLAIM_SELECT] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.no_retry,"
-	                    " e.is_primary, e.url, e.secret, ev.body"
+	                    " e.is_primary, e.url, e.secret, ev.body, d.rowid"
 	                    " FROM deliveries d JOIN endpoints e ON e.id = d.endpoint_id"
 	                    " JOIN events ev ON ev.id = d.event_id"
 	                    " WHERE d.status = 0 AND d.held = 0 AND d.next_attempt_at <= ?1"
@@ -107,10 +107,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                    " AND d.endpoint_id NOT IN (SELECT value FROM json_each(?2))"
 	                    " ORDER BY d.next_attempt_at LIMIT ?3",
 	[ST_CLAIM_UPDATE] = "UPDATE deliveries SET lease = ?2, next_attempt_at = ?3"
-	                    " WHERE id IN (SELECT value FROM json_each(?1))",
+	                    " WHERE rowid IN (SELECT value FROM json_each(?1))",
 	[ST_NEXT_DUE] = "SELECT min(next_attempt_at) FROM deliveries WHERE status = 0 AND held = 0",
 	[ST_REC_DELIVERY] = "UPDATE deliveries SET status = ?3, attempt_count = ?4, last_http_status = ?5,"
-	                    " next_attempt_at = ?6, lease = NULL WHERE id = ?1 AND lease = ?2",
+	                    " next_attempt_at = ?6, lease = NULL WHERE rowid = ?7 AND id = ?1 AND lease = ?2",
 	[ST_REC_ATTEMPT] = "INSERT OR REPLACE INTO attempts(delivery_id, number, started_at, duration_ms,"
 	                   " http_status, error, response_body) VALUES(?,?,?,?,?,?,?)",
 	[ST_REC_ENDPOINT] = "UPDATE endpoints SET consecutive_failures ="

@@ -44,6 +44,7 @@ static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct stor
 	j->attempt_count = sqlite3_column_int(st, 3);
 	j->no_retry = sqlite3_column_int(st, 4) != 0;
 	j->is_primary = sqlite3_column_int(st, 5) != 0;
+	j->row = sqlite3_column_int64(st, 9);
 	const unsigned char *stored = sqlite3_column_text(st, 7);
 	char *sec = sq_open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
 	const char *url = (const char *)sqlite3_column_text(st, 6);
@@ -99,14 +100,14 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 	int64_t lease;
 	RAND_bytes((unsigned char *)&lease, sizeof(lease));
 	lease &= INT64_MAX;
-	char *ids = malloc(*n * (UUID_STR_LEN + 3) + 3);
+	char *ids = malloc(*n * 21 + 3); /* rowids: 20 digits and a comma each */
 	if (!ids)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	size_t len = 0;
 	ids[len++] = '[';
 	for (size_t i = 0; i < *n; i++) {
 		jobs[i].lease = lease;
-		len += (size_t)sprintf(ids + len, "%s\"%s\"", i ? "," : "", jobs[i].delivery_id);
+		len += (size_t)sprintf(ids + len, "%s%lld", i ? "," : "", (long long)jobs[i].row);
 	}
 	ids[len++] = ']';
 	ids[len] = '\0';
@@ -179,6 +180,7 @@ static hk_status record_delivery(struct sq_conn *c, struct store_result *r, stru
 		sqlite3_bind_int(st, 5, r->http_status);
 	if (r->status == DELIVERY_PENDING)
 		sqlite3_bind_int64(st, 6, r->next_attempt_at);
+	sqlite3_bind_int64(st, 7, r->row);
 	hk_status rc = sq_step_done(c, st, err);
 	r->fenced = rc == HK_OK && sqlite3_changes(c->db) == 0;
 	return rc;
