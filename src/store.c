@@ -8,6 +8,7 @@
 #include "store_int.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -77,6 +78,48 @@ int store_job_fill(struct store_job *j, const char *url, size_t ul, const char *
 	j->body = j->mem + ul + sl + 2;
 	j->body_len = bl;
 	return 0;
+}
+
+const char *store_memo_find(const struct store_memo *m, const char *endpoint, const char *stored)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (strcmp(m->e[i].endpoint, endpoint) == 0 && strcmp(m->e[i].stored, stored) == 0)
+			return m->e[i].plain;
+	return NULL;
+}
+
+static void memo_wipe(char **plain, char **stored)
+{
+	if (*plain)
+		OPENSSL_cleanse(*plain, strlen(*plain));
+	free(*plain);
+	free(*stored);
+	*plain = *stored = NULL;
+}
+
+const char *store_memo_keep(struct store_memo *m, const char *endpoint, const char *stored,
+                            char *plain)
+{
+	char *copy = plain ? strdup(stored) : NULL;
+	if (!copy) {
+		memo_wipe(&plain, &copy);
+		return NULL;
+	}
+	/* Full: the oldest entry makes room (a claim over more endpoints than
+	 * the memo holds opens some secrets more than once, no worse than before). */
+	size_t i = m->n < STORE_MEMO_MAX ? m->n++ : m->next++ % STORE_MEMO_MAX;
+	memo_wipe(&m->e[i].plain, &m->e[i].stored);
+	memcpy(m->e[i].endpoint, endpoint, UUID_STR_LEN);
+	m->e[i].stored = copy;
+	m->e[i].plain = plain;
+	return plain;
+}
+
+void store_memo_clear(struct store_memo *m)
+{
+	for (size_t i = 0; i < m->n; i++)
+		memo_wipe(&m->e[i].plain, &m->e[i].stored);
+	m->n = m->next = 0;
 }
 
 bool store_subscribes(const json_t *types, const char *event_type)

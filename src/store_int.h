@@ -76,6 +76,30 @@ void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoin
 int store_job_fill(struct store_job *job, const char *url, size_t url_len, const char *secret,
                    const char *body, size_t body_len);
 
+/* The secrets opened during one claim. A claim's rows share a few
+ * endpoints, and opening a sealed secret (AES-GCM, with OpenSSL's cipher
+ * lookup) cost more than the rest of a row: about a sixth of the claimer's
+ * time. Scoped to one claim, so no opened secret outlives the claim that
+ * needed it; store_memo_clear wipes them. Zero-initialize. */
+#define STORE_MEMO_MAX 16
+struct store_memo {
+	size_t n, next;
+	struct {
+		char endpoint[UUID_STR_LEN];
+		char *stored; /* the sealed value, as the row holds it */
+		char *plain;
+	} e[STORE_MEMO_MAX];
+};
+
+/* The secret opened earlier in this claim for endpoint's stored value, or NULL. */
+const char *store_memo_find(const struct store_memo *m, const char *endpoint, const char *stored);
+/* Keep plain (malloc'd; taken over, freed on failure) as the opening of
+ * stored; returns it, or NULL when plain is NULL or out of memory. */
+const char *store_memo_keep(struct store_memo *m, const char *endpoint, const char *stored,
+                            char *plain);
+/* Wipe and free what the claim opened. */
+void store_memo_clear(struct store_memo *m);
+
 /* Does an endpoint's event_types (a parsed JSON array) take event_type? */
 struct json_t;
 bool store_subscribes(const struct json_t *types, const char *event_type);

@@ -12,7 +12,6 @@
  * rows another node holds are passed over, never waited for).
  */
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <stdio.h>
@@ -45,7 +44,7 @@ static char *full_array(const struct store_claim_room *room)
 
 /* Fill a job from a claim row: url, secret and body share one allocation. */
 static int job_from_row(const struct pg_store *ps, const PGresult *res, int row,
-                        struct store_job *j)
+                        struct store_memo *memo, struct store_job *j)
 {
 	memset(j, 0, sizeof(*j));
 	pg_copy(res, row, 0, j->delivery_id, sizeof(j->delivery_id));
@@ -54,14 +53,15 @@ static int job_from_row(const struct pg_store *ps, const PGresult *res, int row,
 	j->attempt_count = (int)pg_int(res, row, 3);
 	j->no_retry = pg_int(res, row, 4) != 0;
 	j->is_primary = pg_int(res, row, 5) != 0;
-	char *sec = pg_open_secret(ps, j->endpoint_id, PQgetvalue(res, row, 7));
+	const char *stored = PQgetvalue(res, row, 7);
+	const char *sec = store_memo_find(memo, j->endpoint_id, stored);
+	if (!sec)
+		sec = store_memo_keep(memo, j->endpoint_id, stored,
+		                      pg_open_secret(ps, j->endpoint_id, stored));
 	if (!sec)
 		return -1;
-	int rc = store_job_fill(j, PQgetvalue(res, row, 6), (size_t)PQgetlength(res, row, 6), sec,
-	                        PQgetvalue(res, row, 8), (size_t)PQgetlength(res, row, 8));
-	OPENSSL_cleanse(sec, strlen(sec));
-	free(sec);
-	return rc;
+	return store_job_fill(j, PQgetvalue(res, row, 6), (size_t)PQgetlength(res, row, 6), sec,
+	                      PQgetvalue(res, row, 8), (size_t)PQgetlength(res, row, 8));
 }
 
 /* Lease the claimed deliveries: one token for the whole claim. */
@@ -108,19 +108,22 @@ static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_
 	if (!res)
 		return err->status;
 	struct store_tally t = { 0 };
+	struct store_memo memo = { 0 };
 	int rows = PQntuples(res);
 	for (int i = 0; i < rows && *n < cap; i++) {
 		size_t known = t.n;
 		if (!store_room_take(room, &t, PQgetvalue(res, i, 2)))
 			continue;
-		if (job_from_row(ps, res, i, &jobs[*n]) != 0) {
+		if (job_from_row(ps, res, i, &memo, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
+			store_memo_clear(&memo);
 			PQclear(res);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
 		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
 		(*n)++;
 	}
+	store_memo_clear(&memo);
 	PQclear(res);
 	return *n ? lease_rows(ps, c, jobs, *n, lease_until, err) : HK_OK;
 }

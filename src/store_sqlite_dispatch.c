@@ -6,7 +6,6 @@
  * (durability, the partial index, leases) are at the top of store_sqlite.c.
  */
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,7 +34,8 @@ static char *full_json(const struct store_claim_room *room)
 }
 
 /* Fill a job from a claim row: url, secret and body share one allocation. */
-static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_job *j)
+static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_memo *memo,
+                        struct store_job *j)
 {
 	memset(j, 0, sizeof(*j));
 	sq_col_copy(st, 0, j->delivery_id, sizeof(j->delivery_id));
@@ -45,19 +45,19 @@ static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct stor
 	j->no_retry = sqlite3_column_int(st, 4) != 0;
 	j->is_primary = sqlite3_column_int(st, 5) != 0;
 	j->row = sqlite3_column_int64(st, 9);
-	const unsigned char *stored = sqlite3_column_text(st, 7);
-	char *sec = sq_open_secret(ss, j->endpoint_id, stored ? (const char *)stored : "");
+	const char *stored = (const char *)sqlite3_column_text(st, 7);
+	if (!stored)
+		stored = "";
+	const char *sec = store_memo_find(memo, j->endpoint_id, stored);
+	if (!sec)
+		sec = store_memo_keep(memo, j->endpoint_id, stored,
+		                      sq_open_secret(ss, j->endpoint_id, stored));
 	const char *url = (const char *)sqlite3_column_text(st, 6);
 	const char *body = (const char *)sqlite3_column_text(st, 8);
-	if (!sec || !url || !body) {
-		free(sec);
+	if (!sec || !url || !body)
 		return -1;
-	}
-	int rc = store_job_fill(j, url, (size_t)sqlite3_column_bytes(st, 6), sec, body,
-	                        (size_t)sqlite3_column_bytes(st, 8));
-	OPENSSL_cleanse(sec, strlen(sec));
-	free(sec);
-	return rc;
+	return store_job_fill(j, url, (size_t)sqlite3_column_bytes(st, 6), sec, body,
+	                      (size_t)sqlite3_column_bytes(st, 8));
 }
 
 static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
@@ -74,6 +74,7 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 	int rc = SQLITE_DONE;
 	unsigned streak = 0;
 	struct store_tally t = { 0 };
+	struct store_memo memo = { 0 };
 	while (*n < cap && streak < STORE_CLAIM_STREAK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
 		size_t known = t.n;
 		if (!store_room_take(room, &t, (const char *)sqlite3_column_text(sel, 2))) {
@@ -81,8 +82,9 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 			continue;
 		}
 		streak = 0;
-		if (job_from_row(ss, sel, &jobs[*n]) != 0) {
+		if (job_from_row(ss, sel, &memo, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
+			store_memo_clear(&memo);
 			sqlite3_reset(sel);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
@@ -90,6 +92,7 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
 		(*n)++;
 	}
+	store_memo_clear(&memo);
 	sqlite3_reset(sel);
 	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
 		return sq_error(err, c->db, "claim");
