@@ -865,7 +865,7 @@ static size_t place_claimed(struct dispatch *d, struct store_job *jobs, size_t n
 
 /* Claim what is due and fits, and hand it to the loop. Returns true when
  * more may be due right now (a full batch came back). */
-static bool claim(struct dispatch *d, int64_t now)
+static bool claim(struct dispatch *d, int64_t now, bool surely_due)
 {
 	const struct dispatch_config *cfg = d->cfg;
 	unsigned room = cfg->max_in_flight > d->claimed ? cfg->max_in_flight - d->claimed : 0;
@@ -874,10 +874,11 @@ static bool claim(struct dispatch *d, int64_t now)
 	if (room == 0)
 		return false;
 	/* Nothing due: say so from a read, without taking the write lock a
-	 * claim takes (every publish wakes us, even with nothing to send). */
+	 * claim takes (every publish wakes us, even with nothing to send).
+	 * Not after a full claim, which says more is due. */
 	int64_t due = 0;
 	struct hk_err err;
-	if (store_next_due(d->store, &due, &err) == HK_OK && (due == 0 || due > now)) {
+	if (!surely_due && store_next_due(d->store, &due, &err) == HK_OK && (due == 0 || due > now)) {
 		d->next_due = due;
 		return false;
 	}
@@ -970,7 +971,7 @@ static void *claimer_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&d->lock);
-		more = claim(d, now);
+		more = claim(d, now, more);
 		pthread_mutex_lock(&d->lock);
 		let_recorder_go(d);
 	}

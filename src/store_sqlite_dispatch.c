@@ -139,7 +139,7 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	if (!full)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
-	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
+	sq_set_sync(c, false);
 	hk_status r = sq_tx_begin(c, err);
 	if (r == HK_OK)
 		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
@@ -151,7 +151,7 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 			store_job_clear(&jobs[i]);
 		*n = 0;
 	}
-	sq_exec(c->db, "PRAGMA synchronous=FULL");
+	sq_set_sync(c, true);
 	free(full);
 	return r;
 }
