@@ -298,7 +298,7 @@ struct store_result {
 	const char *delivery_id;
 	const char *endpoint_id;
 	int64_t lease;
-	int64_t row;                 /* the job's row */
+	int64_t row;                 /* the job's row: copy store_job.row */
 	int attempt_number;
 	int64_t started_at;
 	int duration_ms;

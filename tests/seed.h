@@ -31,7 +31,7 @@ static inline void seed_attempts(struct store *s, long attempts, int64_t day0, l
 			bool success = made % 3 != 0;
 			ok += success;
 			r[k] = (struct store_result){ .delivery_id = jobs[k].delivery_id,
-				.endpoint_id = jobs[k].endpoint_id, .lease = jobs[k].lease,
+				.endpoint_id = jobs[k].endpoint_id, .lease = jobs[k].lease, .row = jobs[k].row,
 				.attempt_number = jobs[k].attempt_count + 1,
 				.started_at = day0 + (made * 86400000LL) / attempts, .duration_ms = 1,
 				.http_status = success ? 200 : 500, .success = success,

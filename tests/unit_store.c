@@ -138,6 +138,7 @@ static void test_lease_fencing(struct store *s, int64_t org)
 	      "an expired lease makes the delivery due again");
 	struct store_result r = {
 		.delivery_id = job.delivery_id, .endpoint_id = job.endpoint_id, .lease = job.lease,
+		.row = job.row,
 		.attempt_number = 1, .started_at = now, .duration_ms = 5, .http_status = 200,
 		.success = true, .status = DELIVERY_SUCCEEDED,
 	};
@@ -150,6 +151,7 @@ static void test_lease_fencing(struct store *s, int64_t org)
 		r2.delivery_id = jobs[i].delivery_id;
 		r2.endpoint_id = jobs[i].endpoint_id;
 		r2.lease = jobs[i].lease;
+		r2.row = jobs[i].row;
 		CHECK(store_record(s, &r2, 1, 10, paused, &np, &err) == HK_OK && !r2.fenced,
 		      "the current lease holder records");
 		store_job_clear(&jobs[i]);
@@ -217,7 +219,8 @@ static void test_breaker_holds(struct store *s, int64_t org2)
 	struct store_result r[2];
 	for (size_t i = 0; i < 2; i++)
 		r[i] = (struct store_result){ .delivery_id = jobs[i].delivery_id,
-			.endpoint_id = jobs[i].endpoint_id, .lease = jobs[i].lease, .attempt_number = 1,
+			.endpoint_id = jobs[i].endpoint_id, .lease = jobs[i].lease, .row = jobs[i].row,
+			.attempt_number = 1,
 			.started_at = T0 + 1, .http_status = 500, .error = "HTTP 500",
 			.status = DELIVERY_PENDING, .next_attempt_at = T0 + 2 };
 	char paused[2][UUID_STR_LEN];
