@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "seal.h"
 #include "secret.h"
 #include "store.h"
 #include "timeutil.h"
@@ -31,13 +32,14 @@ static void remove_tmp(const char *path)
 	}
 }
 
-static struct store *open_tmp(const char *name, char *path, size_t cap)
+static struct store *open_tmp(const char *name, char *path, size_t cap,
+                             const struct store_options *opt)
 {
 	snprintf(path, cap, "/tmp/hookd-unit-%s-%d.db", name, (int)getpid());
 	remove_tmp(path);
 	struct store *s = NULL;
 	struct hk_err err;
-	if (store_open(path, NULL, &s, &err) != HK_OK) {
+	if (store_open(path, opt, &s, &err) != HK_OK) {
 		fprintf(stderr, "store_open: %s\n", err.msg);
 		exit(1);
 	}
@@ -172,7 +174,7 @@ static void test_lease_fencing(struct store *s, int64_t org)
 static void test_unclaim(void)
 {
 	char path[256];
-	struct store *s = open_tmp("unclaim", path, sizeof(path));
+	struct store *s = open_tmp("unclaim", path, sizeof(path), NULL);
 	struct hk_err err;
 	int64_t org;
 	store_org_create(s, "u", "U", T0, &org, &err);
@@ -199,6 +201,50 @@ static void test_unclaim(void)
 	      "given back, it is claimed again at once, under a new lease");
 	for (size_t i = 0; i < n; i++)
 		store_job_clear(&jobs[i]);
+	store_close(s);
+	remove_tmp(path);
+}
+
+/* One claim over more endpoints than its memo of opened secrets holds, with
+ * the secrets sealed at rest: every job carries its own endpoint's secret. */
+static void test_claim_secrets(void)
+{
+	enum { EPS = 40 }; /* the memo holds 16 (store_int.h) */
+	struct seal seal = { .n = 1 };
+	seal.keys[0].version = 1;
+	memset(seal.keys[0].key, 7, sizeof(seal.keys[0].key));
+	struct store_options opt = { .seal = &seal };
+	char path[256];
+	struct store *s = open_tmp("secrets", path, sizeof(path), &opt);
+	struct hk_err err;
+	int64_t org;
+	store_org_create(s, "k", "K", T0, &org, &err);
+	struct store_endpoint ep[EPS];
+	char secret[EPS][32];
+	for (int i = 0; i < EPS; i++) {
+		snprintf(secret[i], sizeof(secret[i]), "secret-of-endpoint-%d", i);
+		ep[i] = (struct store_endpoint){ .org_id = org, .url = "https://example.com/hook",
+			.description = "", .event_types = "[\"many\"]", .secret = secret[i],
+			.is_active = true, .created_at = T0 };
+		uuid_v7(ep[i].id);
+		store_endpoint_create(s, &ep[i], &err);
+	}
+	struct store_publish p[2];
+	for (int i = 0; i < 2; i++)
+		fill_publish(&p[i], org, "many", NULL, "{}");
+	store_publish_batch(s, p, 2, &err);
+	struct store_job jobs[2 * EPS];
+	size_t n = 0;
+	CHECK(store_claim(s, T0 + 1000, T0 + 30000, 2 * EPS, NULL, jobs, &n, &err) == HK_OK &&
+	      n == 2 * EPS, "one claim takes every endpoint's deliveries");
+	int right = 0;
+	for (size_t j = 0; j < n; j++) {
+		for (int i = 0; i < EPS; i++)
+			right += strcmp(jobs[j].endpoint_id, ep[i].id) == 0 &&
+			         strcmp(jobs[j].secret, secret[i]) == 0;
+		store_job_clear(&jobs[j]);
+	}
+	CHECK(right == 2 * EPS, "each job has its own endpoint's secret, opened from the seal");
 	store_close(s);
 	remove_tmp(path);
 }
@@ -294,7 +340,7 @@ int main(int argc, char **argv)
 {
 	long big = argc > 1 ? atol(argv[1]) : 1000000;
 	char path[256];
-	struct store *s = open_tmp("store", path, sizeof(path));
+	struct store *s = open_tmp("store", path, sizeof(path), NULL);
 	struct hk_err err;
 	int64_t org, org2, org3;
 	CHECK(store_org_create(s, "o1", "O1", T0, &org, &err) == HK_OK, "org created");
@@ -305,6 +351,7 @@ int main(int argc, char **argv)
 	test_lease_fencing(s, org);
 	test_breaker_holds(s, org2);
 	test_unclaim();
+	test_claim_secrets();
 	test_stats(s, org3, big);
 	store_close(s);
 	remove_tmp(path);
