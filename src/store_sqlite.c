@@ -55,8 +55,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
 	[ST_COMMIT] = "COMMIT",
 	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_SYNC_NORMAL] = "PRAGMA synchronous=NORMAL",
-	[ST_SYNC_FULL] = "PRAGMA synchronous=FULL",
 	[ST_ORG_INSERT] = "INSERT INTO orgs(slug, name, created_at) VALUES(?, ?, ?)",
 	[ST_ORG_GET] = "SELECT id, slug, name, created_at FROM orgs WHERE slug = ?",
 	[ST_ORG_COUNT] = "SELECT count(*) FROM orgs",
@@ -307,12 +305,6 @@ static hk_status run_simple(struct sq_conn *c, enum stmt_id id, struct hk_err *e
 
 hk_status sq_tx_begin(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_BEGIN, err); }
 hk_status sq_tx_commit(struct sq_conn *c, struct hk_err *err) { return run_simple(c, ST_COMMIT, err); }
-
-void sq_set_sync(struct sq_conn *c, bool full)
-{
-	struct hk_err err;
-	run_simple(c, full ? ST_SYNC_FULL : ST_SYNC_NORMAL, &err);
-}
 
 void sq_tx_rollback(struct sq_conn *c)
 {

@@ -139,7 +139,9 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	if (!full)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
-	sq_set_sync(c, false);
+	/* Not worth caching as a prepared statement: SQLite applies this pragma
+	 * when it compiles it, and expires the statement each time it runs. */
+	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
 	hk_status r = sq_tx_begin(c, err);
 	if (r == HK_OK)
 		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
@@ -151,7 +153,7 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 			store_job_clear(&jobs[i]);
 		*n = 0;
 	}
-	sq_set_sync(c, true);
+	sq_exec(c->db, "PRAGMA synchronous=FULL");
 	free(full);
 	return r;
 }

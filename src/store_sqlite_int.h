@@ -19,7 +19,7 @@
 struct seal;
 
 enum stmt_id {
-	ST_BEGIN, ST_COMMIT, ST_ROLLBACK, ST_SYNC_NORMAL, ST_SYNC_FULL,
+	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_ORG_INSERT, ST_ORG_GET, ST_ORG_COUNT,
 	ST_KEY_INSERT, ST_KEY_LOOKUP,
 	ST_EP_INSERT, ST_EP_GET, ST_EP_PRIMARY, ST_EP_LIST, ST_EP_UPDATE, ST_EP_DELETE,
@@ -61,9 +61,6 @@ hk_status sq_step_done(struct sq_conn *c, sqlite3_stmt *st, struct hk_err *err);
 hk_status sq_tx_begin(struct sq_conn *c, struct hk_err *err);
 hk_status sq_tx_commit(struct sq_conn *c, struct hk_err *err);
 void sq_tx_rollback(struct sq_conn *c);
-/* synchronous=FULL (every commit fsyncs) or NORMAL, outside a transaction;
- * a prepared statement, since claims switch it twice each. */
-void sq_set_sync(struct sq_conn *c, bool full);
 /* Bind a string, or NULL. */
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
