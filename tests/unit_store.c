@@ -46,7 +46,8 @@ static struct store *open_tmp(const char *name, char *path, size_t cap,
 	return s;
 }
 
-static void make_endpoint(struct store *s, int64_t org, const char *types, struct store_endpoint *ep)
+static void make_endpoint_with(struct store *s, int64_t org, const char *types,
+                               const char *secret, struct store_endpoint *ep)
 {
 	memset(ep, 0, sizeof(*ep));
 	uuid_v7(ep->id);
@@ -54,7 +55,7 @@ static void make_endpoint(struct store *s, int64_t org, const char *types, struc
 	ep->url = "https://example.com/hook";
 	ep->description = "";
 	ep->event_types = (char *)types;
-	ep->secret = "s3cret";
+	ep->secret = (char *)secret;
 	ep->is_active = true;
 	ep->created_at = T0;
 	struct hk_err err;
@@ -62,6 +63,11 @@ static void make_endpoint(struct store *s, int64_t org, const char *types, struc
 		fprintf(stderr, "endpoint_create: %s\n", err.msg);
 		exit(1);
 	}
+}
+
+static void make_endpoint(struct store *s, int64_t org, const char *types, struct store_endpoint *ep)
+{
+	make_endpoint_with(s, org, types, "s3cret", ep);
 }
 
 static void fill_publish(struct store_publish *p, int64_t org, const char *type, const char *key,
@@ -223,11 +229,7 @@ static void test_claim_secrets(void)
 	char secret[EPS][32];
 	for (int i = 0; i < EPS; i++) {
 		snprintf(secret[i], sizeof(secret[i]), "secret-of-endpoint-%d", i);
-		ep[i] = (struct store_endpoint){ .org_id = org, .url = "https://example.com/hook",
-			.description = "", .event_types = "[\"many\"]", .secret = secret[i],
-			.is_active = true, .created_at = T0 };
-		uuid_v7(ep[i].id);
-		store_endpoint_create(s, &ep[i], &err);
+		make_endpoint_with(s, org, "[\"many\"]", secret[i], &ep[i]);
 	}
 	struct store_publish p[2];
 	for (int i = 0; i < 2; i++)
