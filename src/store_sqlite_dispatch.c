@@ -138,8 +138,8 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	char *full = full_json(room);
 	if (!full)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	/* A lost claim only makes a delivery due again: no fsync for it (see top). */
-	/* Not worth caching as a prepared statement: SQLite applies this pragma
+	/* A lost claim only makes a delivery due again: no fsync for it (see
+	 * top). Run as text, not a cached statement: SQLite applies this pragma
 	 * when it compiles it, and expires the statement each time it runs. */
 	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
 	hk_status r = sq_tx_begin(c, err);
