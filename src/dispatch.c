@@ -32,6 +32,12 @@
  * The multi handle and the transfers belong to the loop thread alone; the
  * per-endpoint and global claimed counts, to the claimer alone.
  *
+ * With a store that writes one transaction at a time (store_one_writer:
+ * SQLite), one thread plays both the claimer and the recorder (store_main,
+ * "hookd-store"). The hand-offs above stay as they are, except that
+ * outcomes and the loop's end signal claim_cond, where that thread waits,
+ * and claim_first has no one to hold back.
+ *
  * A transfer (struct xfer) is allocated once and reused: its easy handle,
  * its header list (curl_slist nodes embedded in the xfer, pointing into an
  * embedded buffer) and its response buffer, so an attempt costs no
@@ -129,6 +135,9 @@ struct ep_count {
 struct dispatch {
 	struct store *store;
 	const struct dispatch_config *cfg;
+	/* With one writer (store_one_writer), rec_thread runs store_main, which
+	 * both claims and records, and there is no claim_thread. */
+	bool one_writer;
 	pthread_t loop_thread, rec_thread, claim_thread;
 	CURLM *multi;
 	/* loop thread only */
@@ -151,6 +160,8 @@ struct dispatch {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;       /* the recorder waits on it */
 	pthread_cond_t claim_cond; /* the claimer waits on it */
+	pthread_cond_t *outcome_cond; /* signalled with outcomes and when the loop
+	                               * ends: cond, or claim_cond with one writer */
 	bool wake;
 	struct store_job *ready;   /* claimed, for the loop to start */
 	size_t nready, ready_cap;
@@ -636,7 +647,7 @@ static void hand_outcomes(struct dispatch *d)
 	else
 		d->queue = d->round;
 	d->queue_tail = d->round_tail;
-	pthread_cond_signal(&d->cond);
+	pthread_cond_signal(d->outcome_cond);
 	pthread_mutex_unlock(&d->lock);
 	d->round = d->round_tail = NULL;
 }
@@ -952,18 +963,38 @@ static void let_recorder_go(struct dispatch *d)
 	pthread_cond_signal(&d->cond);
 }
 
+/* Give what was given back and paused its effect, and the store the jobs
+ * that will not be attempted (enters and leaves with d->lock held). */
+static void settle_released(struct dispatch *d)
+{
+	take_released(d);
+	if (d->ndropped) {
+		pthread_mutex_unlock(&d->lock);
+		unclaim_dropped(d);
+		pthread_mutex_lock(&d->lock);
+	}
+}
+
+/* Stopping: what was claimed ahead goes back to the store, due at once for
+ * another node or the next start rather than when its lease ends (enters
+ * and leaves with d->lock held). */
+static void unclaim_parked(struct dispatch *d)
+{
+	for (int b = 0; b < EP_BUCKETS; b++)
+		for (struct ep_count *e = d->eps[b]; e; e = e->next)
+			drop_parked(d, e);
+	pthread_mutex_unlock(&d->lock);
+	unclaim_dropped(d);
+	pthread_mutex_lock(&d->lock);
+}
+
 static void *claimer_main(void *arg)
 {
 	struct dispatch *d = arg;
 	bool more = true;
 	pthread_mutex_lock(&d->lock);
 	while (!d->stopping) {
-		take_released(d);
-		if (d->ndropped) {
-			pthread_mutex_unlock(&d->lock);
-			unclaim_dropped(d);
-			pthread_mutex_lock(&d->lock);
-		}
+		settle_released(d);
 		int64_t now = tu_now_ms();
 		if (!claim_wanted(d, more, now)) {
 			let_recorder_go(d);
@@ -975,14 +1006,9 @@ static void *claimer_main(void *arg)
 		pthread_mutex_lock(&d->lock);
 		let_recorder_go(d);
 	}
-	/* Stopping: what was claimed ahead goes back to the store, due at once
-	 * for another node or the next start rather than when its lease ends. */
-	for (int b = 0; b < EP_BUCKETS; b++)
-		for (struct ep_count *e = d->eps[b]; e; e = e->next)
-			drop_parked(d, e);
+	unclaim_parked(d);
 	let_recorder_go(d);
 	pthread_mutex_unlock(&d->lock);
-	unclaim_dropped(d);
 	return NULL;
 }
 
@@ -1051,7 +1077,7 @@ static void *loop_main(void *arg)
 	hand_outcomes(d); /* of jobs that could not start in the last round */
 	pthread_mutex_lock(&d->lock);
 	d->loop_done = true;
-	pthread_cond_signal(&d->cond);
+	pthread_cond_signal(d->outcome_cond);
 	pthread_mutex_unlock(&d->lock);
 	return NULL;
 }
@@ -1184,24 +1210,66 @@ static void *recorder_main(void *arg)
 	return NULL;
 }
 
+/* ---- one thread for both (a store with one writer) ----------------------- */
+
+/* Claims and records in turn, claims first: a claim refills the loop, a
+ * record can wait one claim. On SQLite this beats a claimer and a recorder
+ * side by side (bench/RESULTS.md): they could only take turns at the write
+ * lock anyway, and each one's commit emptied the other's page cache. */
+static void *store_main(void *arg)
+{
+	struct dispatch *d = arg;
+	bool more = true, stopped = false;
+	pthread_mutex_lock(&d->lock);
+	for (;;) {
+		settle_released(d);
+		if (d->stopping && !stopped) {
+			unclaim_parked(d);
+			stopped = true;
+		}
+		int64_t now = tu_now_ms();
+		bool claiming = !d->stopping && claim_wanted(d, more, now);
+		struct outcome *list = d->queue;
+		d->queue = d->queue_tail = NULL;
+		if (claiming || list) {
+			pthread_mutex_unlock(&d->lock);
+			if (claiming)
+				more = claim(d, now, more);
+			if (list)
+				record_batch(d, list);
+			pthread_mutex_lock(&d->lock);
+		} else if (d->loop_done) {
+			break;
+		} else if (d->stopping) {
+			pthread_cond_wait(&d->claim_cond, &d->lock); /* for the last outcomes */
+		} else {
+			claimer_wait(d, now);
+		}
+	}
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
 /* ---- public ------------------------------------------------------------------ */
 
-/* Start the three threads, named for `top -H` and perf; on failure stop
- * those already started. */
+/* Start the threads, named for `top -H` and perf; on failure stop those
+ * already started. */
 static int start_threads(struct dispatch *d)
 {
-	if (pthread_create(&d->rec_thread, NULL, recorder_main, d) != 0)
+	if (pthread_create(&d->rec_thread, NULL, d->one_writer ? store_main : recorder_main, d) != 0)
 		return -1;
-	pthread_setname_np(d->rec_thread, "hookd-recorder");
+	pthread_setname_np(d->rec_thread, d->one_writer ? "hookd-store" : "hookd-recorder");
 	if (pthread_create(&d->loop_thread, NULL, loop_main, d) != 0) {
 		pthread_mutex_lock(&d->lock);
-		d->loop_done = true;
-		pthread_cond_signal(&d->cond);
+		d->stopping = d->loop_done = true;
+		pthread_cond_signal(d->outcome_cond);
 		pthread_mutex_unlock(&d->lock);
 		pthread_join(d->rec_thread, NULL);
 		return -1;
 	}
 	pthread_setname_np(d->loop_thread, "hookd-loop");
+	if (d->one_writer)
+		return 0;
 	if (pthread_create(&d->claim_thread, NULL, claimer_main, d) != 0) {
 		pthread_mutex_lock(&d->lock);
 		d->stopping = true;
@@ -1228,6 +1296,8 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	d->store = s;
 	d->cfg = cfg;
 	d->wake = true;
+	d->one_writer = store_one_writer(s);
+	d->outcome_cond = d->one_writer ? &d->claim_cond : &d->cond;
 	curl_multi_setopt(d->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
 	curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, 1024L);
 	/* A burst of transfers to one host opens a connection each before the
@@ -1289,7 +1359,8 @@ void dispatch_stop(struct dispatch *d)
 	pthread_cond_signal(&d->claim_cond);
 	curl_multi_wakeup(d->multi);
 	pthread_mutex_unlock(&d->lock);
-	pthread_join(d->claim_thread, NULL);
+	if (!d->one_writer)
+		pthread_join(d->claim_thread, NULL);
 	pthread_join(d->loop_thread, NULL);
 	pthread_join(d->rec_thread, NULL);
 	pthread_mutex_lock(&d->lock);

@@ -21,6 +21,10 @@
  *     slots of failed attempts back (only now, so a breaker pause is in the
  *     store before the endpoint is claimed again), frees their jobs and tells
  *     watchers (test deliveries) the outcome.
+ * With a store that writes one transaction at a time (SQLite), one thread
+ * claims and records in turn, claims first: two threads would only take
+ * turns at the write lock, and each one's commit would empty the other's
+ * page cache.
  * Other threads only call dispatch_wake / dispatch_watch, which take the
  * dispatcher's lock briefly and signal the claimer.
  *

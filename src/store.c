@@ -193,6 +193,11 @@ const char *store_backend(const struct store *s)
 	return s->ops->name;
 }
 
+bool store_one_writer(const struct store *s)
+{
+	return s->ops->one_writer;
+}
+
 void store_endpoint_clear(struct store_endpoint *ep)
 {
 	free(ep->url);

@@ -61,6 +61,12 @@ hk_status store_schema_version(struct store *s, int *version, struct hk_err *err
 /* Name of the backend, "sqlite" or "postgres". */
 const char *store_backend(const struct store *s);
 
+/* Does the backend write one transaction at a time (SQLite)? Then claims
+ * and records gain nothing from separate threads: they only take turns at
+ * the write lock, and each connection's commit empties the other's page
+ * cache. The dispatcher runs both on one thread. */
+bool store_one_writer(const struct store *s);
+
 /* ---- orgs and API keys --------------------------------------------------- */
 
 struct store_org {

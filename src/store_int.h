@@ -13,6 +13,7 @@
 
 struct store_ops {
 	const char *name;
+	bool one_writer; /* see store_one_writer */
 	/* Claims db when it is this backend's kind of name (a path, a URL scheme). */
 	int (*accepts)(const char *db);
 	hk_status (*open)(const char *db, const struct store_options *opt, struct store **out,

@@ -1203,6 +1203,7 @@ static hk_status sq_delivery_retry(struct store *s, int64_t org_id, const char *
 
 const struct store_ops store_sqlite_ops = {
 	.name = "sqlite",
+	.one_writer = true,
 	.accepts = sq_accepts,
 	.open = sq_open,
 	.close = sq_close,
