@@ -22,6 +22,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+enum { GIVE_UP = 256 }; /* transport failures before any success */
+
 struct opts {
 	const char *url, *body, *cafile, *log;
 	struct curl_slist *headers;
@@ -30,7 +32,7 @@ struct opts {
 
 struct worker {
 	const struct opts *o;
-	long n, conc, ok;
+	long n, conc, ok, failed;
 	FILE *log;
 	pthread_t t;
 };
@@ -105,6 +107,8 @@ static void done(struct worker *w, CURLMsg *msg)
 	CURLcode rc = msg->data.result;
 	if ((rc == CURLE_OK || rc == CURLE_HTTP2_STREAM) && code >= 200 && code < 300)
 		w->ok++;
+	else if (rc != CURLE_OK && ++w->failed == 1)
+		fprintf(stderr, "client: %s\n", curl_easy_strerror(rc));
 	if (w->log)
 		fprintf(w->log, "%lld %lld %ld %s\n", x->sent, now_ms(), code, x->resp);
 }
@@ -125,7 +129,10 @@ static void *run(void *arg)
 	if (w->o->rate)
 		for (idle = 0; idle < w->conc; idle++)
 			free_slots[idle] = idle;
-	while (finished < w->n) {
+	/* A receiver that fails every transfer (a certificate the client does
+	 * not trust, say) would otherwise take an hour to fail them all: each
+	 * failed handshake reloads the CA bundle. Give up early instead. */
+	while (finished < w->n && !(w->ok == 0 && w->failed >= GIVE_UP)) {
 		if (w->o->rate) {
 			long due = (now_ms() - t0) * w->o->rate / 1000 + 1;
 			while (started < due && started < w->n && idle > 0) {
