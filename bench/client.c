@@ -13,6 +13,8 @@
  * answer: "<send_ms> <recv_ms> <http status> <response body>".
  * Prints: requests=N ok=K secs=S rps=X peak_rss_kib=M
  * (M: the client's own peak RSS, libcurl's floor for CONCURRENCY in flight)
+ * A thread gives up after GIVE_UP transport failures with no success, and
+ * the first failure's error goes to stderr. Exits 1 unless all N got a 2xx.
  */
 #include <curl/curl.h>
 #include <pthread.h>
