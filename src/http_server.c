@@ -41,6 +41,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -49,7 +50,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "log.h"
 
@@ -66,7 +66,7 @@ struct http_server {
 	void *app;
 	size_t max_body;
 	uint16_t port;
-	MHD_socket quiesced_fd; /* the listening socket after quiesce; closed at stop */
+	atomic_bool refusing; /* set by http_server_quiesce, read by every accept */
 };
 
 enum answer_state { AS_OPEN, AS_SUSPENDED, AS_RESUMED, AS_QUEUED };
@@ -520,6 +520,16 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	log_warn(msg, "component=libmicrohttpd");
 }
 
+/* libmicrohttpd's accept policy: after quiesce every new connection is
+ * closed as soon as it is accepted (any server thread). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct http_server *s = cls;
+	(void)addr;
+	(void)len;
+	return atomic_load(&s->refusing) ? MHD_NO : MHD_YES;
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 static int resolve(const char *host, uint16_t port, struct sockaddr_storage *ss)
@@ -558,7 +568,7 @@ struct http_server *http_server_start(const struct http_config *cfg, const struc
 	s->router = r;
 	s->app = app;
 	s->max_body = cfg->max_body ? cfg->max_body : DEFAULT_MAX_BODY;
-	s->quiesced_fd = MHD_INVALID_SOCKET;
+	atomic_init(&s->refusing, false);
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	if (ss.ss_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
@@ -568,7 +578,7 @@ struct http_server *http_server_start(const struct http_config *cfg, const struc
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	s->daemon = MHD_start_daemon(
-		flags, cfg->port, NULL, NULL, on_request, s,
+		flags, cfg->port, on_accept, s, on_request, s,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s, /* first, to catch every message */
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
@@ -595,15 +605,14 @@ uint16_t http_server_port(const struct http_server *s)
 	return s->port;
 }
 
+/* Not MHD_quiesce_daemon: in libmicrohttpd 0.9.75 it races a worker of an
+ * epoll thread pool for taking the listening socket out of that worker's
+ * epoll set, and whichever loses calls MHD_PANIC, which aborts. Refusing
+ * each new connection at accept has no such race. */
 void http_server_quiesce(struct http_server *s)
 {
-	if (!s || s->quiesced_fd != MHD_INVALID_SOCKET)
-		return;
-	s->quiesced_fd = MHD_quiesce_daemon(s->daemon);
-	/* Refuse new connections now rather than leave them in the backlog until
-	 * stop; the descriptor itself stays open (see http_server_stop). */
-	if (s->quiesced_fd != MHD_INVALID_SOCKET)
-		shutdown(s->quiesced_fd, SHUT_RDWR);
+	if (s)
+		atomic_store(&s->refusing, true);
 }
 
 void http_server_stop(struct http_server *s)
@@ -611,8 +620,5 @@ void http_server_stop(struct http_server *s)
 	if (!s)
 		return;
 	MHD_stop_daemon(s->daemon);
-	/* Closed only now: libmicrohttpd's threads may use it until they stop. */
-	if (s->quiesced_fd != MHD_INVALID_SOCKET)
-		close(s->quiesced_fd);
 	free(s);
 }

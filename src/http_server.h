@@ -48,7 +48,9 @@ struct http_server *http_server_start(const struct http_config *cfg, const struc
 /* The bound port (useful with port 0). */
 uint16_t http_server_port(const struct http_server *s);
 
-/* Stop accepting new connections; requests in progress go on. */
+/* Stop taking new connections: each is closed as soon as it is accepted.
+ * Open connections go on, and may still send requests, until stop. Any
+ * thread. */
 void http_server_quiesce(struct http_server *s);
 
 /* Stop, closing all connections, and free. Every suspended request must have
