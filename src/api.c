@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "publish.h"
 #include "secret.h"
 #include "timeutil.h"
 
@@ -41,6 +42,13 @@ bool api_fail(struct http_req *req, const struct hk_err *err)
 {
 	http_reply_error(req, err);
 	return false;
+}
+
+hk_status api_publish_refused(int why, struct hk_err *err)
+{
+	if (why == PUBLISH_STOPPED)
+		return hk_fail(err, HK_ESTORE, "shutting_down", "hookd is shutting down");
+	return hk_fail(err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
 }
 
 /* ---- checks -------------------------------------------------------------- */

@@ -67,6 +67,9 @@ bool api_body_object(struct http_req *req, bool optional, json_t **out);
 bool api_only_fields(struct http_req *req, json_t *obj, const char *const *allowed);
 /* Answer err through http_reply_error and return false (for `return api_fail(...)`). */
 bool api_fail(struct http_req *req, const struct hk_err *err);
+/* Fill err for a publisher_submit refusal (why: its return value): 503
+ * shutting_down or overloaded. Returns err->status. */
+hk_status api_publish_refused(int why, struct hk_err *err);
 
 /* ---- validation --------------------------------------------------------- */
 

@@ -150,9 +150,10 @@ static void publish(struct http_req *req, struct app *app, const struct store_au
 		pp->job.done = publish_done;
 		/* Suspend first: the committer may answer before submit returns. */
 		http_suspend(req);
-		if (publisher_submit(app->publisher, &pp->job) == 0)
+		int why = publisher_submit(app->publisher, &pp->job);
+		if (why == PUBLISH_QUEUED)
 			return;
-		hk_fail(&err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
+		api_publish_refused(why, &err);
 		http_resume_error(req, &err);
 	} else {
 		http_reply_error(req, &err);

@@ -290,9 +290,10 @@ static void test_send(struct http_req *req, struct app *app, struct test_req *t)
 		free(t);
 		return;
 	}
-	if (publisher_submit(app->publisher, &t->job) != 0) {
+	int why = publisher_submit(app->publisher, &t->job);
+	if (why != PUBLISH_QUEUED) {
 		if (test_claim_answer(t)) {
-			hk_fail(&err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
+			api_publish_refused(why, &err);
 			http_resume_error(req, &err);
 		}
 		/* The watch still holds t; it runs (fenced) at the latest at shutdown. */

@@ -5,9 +5,10 @@
  * serve wires the modules together and owns start-up and shutdown order:
  * store → dispatcher → publisher → HTTP server, and on SIGTERM/SIGINT the
  * reverse, so nothing accepted is dropped on the way out: the server stops
- * accepting, the publisher commits and answers what is queued, the
- * dispatcher lets in-flight attempts finish within the grace period and
- * records them, then the server closes.
+ * taking connections, the publisher commits and answers what is queued
+ * (and refuses later publishes with 503, which connections opened before
+ * the signal can still send), the dispatcher lets in-flight attempts
+ * finish within the grace period and records them, then the server closes.
  */
 #include <ctype.h>
 #include <fcntl.h>
@@ -299,6 +300,9 @@ static void server_stop(struct server *sv)
 		dispatch_stop(sv->dispatch);
 	if (sv->http)
 		http_server_stop(sv->http);
+	/* Freed only now: until the server stopped, a request on a connection
+	 * opened before the signal could still reach them (and is refused). */
+	publisher_free(sv->publisher);
 	dispatch_free(sv->dispatch);
 	router_free(sv->router);
 	if (sv->store)

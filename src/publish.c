@@ -32,8 +32,9 @@ int publisher_submit(struct publisher *p, struct publish_job *job)
 	job->next = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (p->stopping || p->queued >= p->max_queued) {
+		int why = p->stopping ? PUBLISH_STOPPED : PUBLISH_FULL;
 		pthread_mutex_unlock(&p->lock);
-		return -1;
+		return why;
 	}
 	if (p->tail)
 		p->tail->next = job;
@@ -43,7 +44,7 @@ int publisher_submit(struct publisher *p, struct publish_job *job)
 	p->queued++;
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
-	return 0;
+	return PUBLISH_QUEUED;
 }
 
 /* Take up to max_batch jobs off the queue; waits while it is empty. Returns 0
@@ -140,6 +141,12 @@ void publisher_stop(struct publisher *p)
 	pthread_cond_signal(&p->cond);
 	pthread_mutex_unlock(&p->lock);
 	pthread_join(p->thread, NULL);
+}
+
+void publisher_free(struct publisher *p)
+{
+	if (!p)
+		return;
 	pthread_mutex_destroy(&p->lock);
 	pthread_cond_destroy(&p->cond);
 	free(p->items);

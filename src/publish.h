@@ -39,12 +39,19 @@ struct publisher;
 struct publisher *publisher_start(struct store *s, unsigned max_batch, void (*after_commit)(void *),
                                   void *arg, struct hk_err *err);
 
+enum publish_refusal { PUBLISH_QUEUED = 0, PUBLISH_FULL = -1, PUBLISH_STOPPED = -2 };
+
 /* Queue a job; the caller keeps ownership and must keep it alive until its
- * done callback has run. Returns 0, or -1 when the queue is full or the
- * publisher is stopping (then done is never called). */
+ * done callback has run. Returns PUBLISH_QUEUED, or PUBLISH_FULL /
+ * PUBLISH_STOPPED, and then done is never called. */
 int publisher_submit(struct publisher *p, struct publish_job *job);
 
-/* Commit everything queued, call its callbacks, then stop and free. */
+/* Commit everything queued and call its callbacks; every later submit is
+ * refused with PUBLISH_STOPPED. The API may still call submit until the
+ * HTTP server has stopped, so freeing is a separate step. */
 void publisher_stop(struct publisher *p);
+
+/* Free a stopped publisher (NULL is fine). */
+void publisher_free(struct publisher *p);
 
 #endif

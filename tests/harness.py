@@ -256,6 +256,10 @@ class Hookd:
         if not self.proc or self.proc.poll() is not None:
             return
         self.proc.terminate()
+        self.wait_stopped(timeout)
+
+    def wait_stopped(self, timeout=30):
+        """Wait for a SIGTERM already sent: exit 0, no sanitizer report."""
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

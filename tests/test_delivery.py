@@ -1,6 +1,7 @@
 """End-to-end tests of the delivery engine: the real hookd binary delivering
 to a real HTTPS receiver on loopback (tests/receiver.c, trusted through
 --ca-file). Each test asserts what a receiver or an API user would see."""
+import http.client
 import json
 import time
 
@@ -282,6 +283,50 @@ def test_sigterm_lets_in_flight_attempts_finish(ctx):
     assert len(ds) == 3 and all(d["status"] == "succeeded" and d["attempt_count"] == 1 for d in ds), ds
     time.sleep(0.5)
     assert len(r.requests("/sleep/1500")) == 3, "an attempt finished in the grace period was repeated"
+
+
+def test_sigterm_stops_taking_requests(ctx):
+    """After SIGTERM, while an attempt is still in its grace period: a new
+    connection is closed unanswered, and a publish on a connection opened
+    before the signal gets 503 shutting_down and stores nothing."""
+    h, r = start(ctx, "--grace", "10s")
+    ep = endpoint(h, r.url("/sleep/3000"))
+    publish(h)
+    time.sleep(0.5)  # the attempt is in flight now (the receiver logs it when answered)
+    kept = http.client.HTTPConnection("127.0.0.1", h.port, timeout=10)
+    kept.request("GET", "/healthz")
+    resp = kept.getresponse()
+    assert resp.status == 200 and resp.read()
+    h.proc.terminate()
+    wait_until(lambda: 'msg="stopping"' in h.log_text(), 10, "hookd took the signal")
+    # Publishes on the open connection until one is refused: any 202 before
+    # the publisher stopped is an accepted event, and must be delivered.
+    accepted, deadline = 0, time.time() + 5
+    while True:
+        kept.request("POST", "/v1/events", body=json.dumps({"event_type": "a", "payload": 1}),
+                     headers={"Authorization": "Bearer " + h.admin_key,
+                              "Content-Type": "application/json"})
+        resp = kept.getresponse()
+        got = json.loads(resp.read())
+        if resp.status != 202 or time.time() > deadline:
+            break
+        accepted += 1
+    assert resp.status == 503 and got["error"]["code"] == "shutting_down", (resp.status, got)
+    fresh = http.client.HTTPConnection("127.0.0.1", h.port, timeout=5)
+    try:
+        fresh.request("GET", "/healthz")
+        st = fresh.getresponse().status
+        raise AssertionError("a new connection after SIGTERM was answered %d" % st)
+    except OSError:
+        pass  # closed unanswered (or refused)
+    kept.close()
+    h.wait_stopped()
+    assert len(r.requests("/sleep/3000")) == 1 + accepted
+    h.start()
+    ds = deliveries(h, ep)
+    assert len(ds) == 1 + accepted, ds
+    wait_until(lambda: all(d["status"] == "succeeded" for d in deliveries(h, ep)), 15,
+               "every accepted event delivered")
 
 
 def test_sigterm_past_grace_leaves_deliveries_pending(ctx):
