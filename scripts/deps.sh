@@ -5,7 +5,8 @@
 set -eu
 level=${1:-build}
 pkgs="build-essential meson ninja-build pkg-config libmicrohttpd-dev libcurl4-openssl-dev
-      libssl-dev libjansson-dev libsqlite3-dev libpq-dev curl ca-certificates"
+      libssl-dev libjansson-dev libsqlite3-dev libpq-dev libgoogle-perftools-dev curl
+      ca-certificates"
 case $level in
 # postgresql: the tests run each end-to-end test on a throwaway cluster too
 # (tests/pg.py finds Debian's /usr/lib/postgresql/<version>/bin by a glob).

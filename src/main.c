@@ -317,12 +317,13 @@ static int cmd_serve(int argc, char **argv)
 	int rc = parse(&sv.cfg, CMD_SERVE, "hookd serve [flags]", argc, argv);
 	if (rc >= 0)
 		return rc;
-	/* No glibc fastbins. libcurl 7.88 allocates a 16 KiB upload buffer for
-	 * every transfer and frees it when the transfer is done; glibc serves
-	 * each such large request only after merging every block waiting in
-	 * the fastbins. Small blocks still come from the per-thread tcache.
-	 * Drains went about 6% faster (bench/RESULTS.md); ingest and RSS did
-	 * not move. */
+	/* No glibc fastbins, for a hookd built without tcmalloc (see
+	 * meson.build; tcmalloc ignores this). libcurl 7.88 allocates a 16 KiB
+	 * upload buffer for every transfer and frees it when the transfer is
+	 * done; glibc serves each such large request only after merging every
+	 * block waiting in the fastbins. Small blocks still come from the
+	 * per-thread tcache. Drains went about 6% faster (bench/RESULTS.md);
+	 * ingest and RSS did not move. */
 	mallopt(M_MXFAST, 0);
 	/* Block the stop signals in every thread (threads inherit the mask) and
 	 * take them synchronously here; SIGPIPE is never wanted. */
