@@ -321,7 +321,9 @@ def test_sigterm_stops_taking_requests(ctx):
         pass  # closed unanswered (or refused)
     kept.close()
     h.wait_stopped()
-    assert len(r.requests("/sleep/3000")) == 1 + accepted
+    # The attempt in flight finished in the grace period; any event accepted
+    # just before the refusal may have waited for the restart instead.
+    assert 1 <= len(r.requests("/sleep/3000")) <= 1 + accepted
     h.start()
     ds = deliveries(h, ep)
     assert len(ds) == 1 + accepted, ds
