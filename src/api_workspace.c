@@ -284,7 +284,7 @@ static void test_send(struct http_req *req, struct app *app, struct test_req *t)
 	atomic_init(&t->answered, false);
 	http_suspend(req);
 	if (dispatch_watch(app->dispatch, t->job.item.delivery_id, test_attempted, t) != 0) {
-		hk_fail(&err, HK_ESTORE, "shutting_down", "hookd is shutting down");
+		api_publish_refused(PUBLISH_STOPPED, &err); /* the dispatcher is stopping */
 		http_resume_error(req, &err);
 		free(t->body);
 		free(t);
