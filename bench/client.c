@@ -92,6 +92,7 @@ static void start(struct worker *w, CURLM *m, struct xfer *x)
 		curl_easy_setopt(x->e, CURLOPT_WRITEDATA, x);
 		curl_easy_setopt(x->e, CURLOPT_PRIVATE, x);
 		curl_easy_setopt(x->e, CURLOPT_UPLOAD_BUFFERSIZE, 16384L);
+		curl_easy_setopt(x->e, CURLOPT_BUFFERSIZE, 1024L);
 		if (o->cafile)
 			curl_easy_setopt(x->e, CURLOPT_CAINFO, o->cafile);
 	}
