@@ -58,6 +58,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "heap.h"
 #include "log.h"
 #include "sign.h"
 #include "timeutil.h"
@@ -73,6 +74,12 @@
  * when a body arrives, so 10,000 attempts waiting on answers do not each
  * hold (and zero) 4 KiB. */
 #define RESP_CAP 4096
+/* Idle transfers kept for reuse. A burst to a slow endpoint can put
+ * thousands in flight; as it ends, their handles (about 8 KiB each) are
+ * freed rather than kept for good. A steady load reuses what it frees within
+ * the same round, so the cap costs it nothing. */
+#define XFER_KEEP 256
+#define HEAP_RELEASE_EVERY_MS 1000 /* at most this often, while a burst subsides */
 
 struct xfer {
 	struct dispatch *d;
@@ -143,6 +150,9 @@ struct dispatch {
 	/* loop thread only */
 	unsigned in_flight;  /* transfers started, not finished */
 	struct xfer *free_xfers;
+	unsigned nfree;      /* on free_xfers */
+	unsigned destroyed;  /* transfers freed since the last heap_release */
+	int64_t released_at; /* tu_mono_ms of the last heap_release */
 	struct xfer *active; /* started, not yet finished */
 	struct outcome *round, *round_tail; /* finished this round, for the recorder */
 	struct store_job *spare; /* swapped with d->ready */
@@ -484,6 +494,7 @@ static struct xfer *xfer_get(struct dispatch *d)
 	struct xfer *x = d->free_xfers;
 	if (x) {
 		d->free_xfers = x->next_free;
+		d->nfree--;
 		return x;
 	}
 	x = calloc(1, sizeof(*x));
@@ -668,8 +679,26 @@ static void unlink_active(struct dispatch *d, struct xfer *x)
 		x->next_on->prev_on = x->prev_on;
 	x->prev_on = x->next_on = NULL;
 	d->in_flight--;
+}
+
+static void xfer_destroy(struct xfer *x)
+{
+	curl_easy_cleanup(x->easy);
+	free(x->resp);
+	free(x);
+}
+
+/* A finished transfer back to the free list, or freed if that is full. */
+static void xfer_put(struct dispatch *d, struct xfer *x)
+{
+	if (d->nfree >= XFER_KEEP) {
+		xfer_destroy(x);
+		d->destroyed++;
+		return;
+	}
 	x->next_free = d->free_xfers;
 	d->free_xfers = x;
+	d->nfree++;
 }
 
 /* Note an endpoint slot to give back to the claimer (after collect). */
@@ -691,6 +720,7 @@ static void finish(struct dispatch *d, struct xfer *x, CURLcode rc)
 		store_job_clear(&x->job); /* out of memory: the lease expires, it goes again */
 	}
 	memset(&x->job, 0, sizeof(x->job));
+	xfer_put(d, x);
 }
 
 /* Hand the slots of this round's successes to the claimer at once. */
@@ -1048,6 +1078,20 @@ static void start_ready(struct dispatch *d, size_t n, bool stopping)
 	}
 }
 
+/* Once a burst has freed many transfers, give the memory they and their
+ * buffers held back to the OS, rather than keep the burst's peak RSS. */
+static void release_heap(struct dispatch *d)
+{
+	if (d->destroyed < XFER_KEEP)
+		return;
+	int64_t now = tu_mono_ms();
+	if (now - d->released_at < HEAP_RELEASE_EVERY_MS)
+		return;
+	heap_release();
+	d->destroyed = 0;
+	d->released_at = now;
+}
+
 static void *loop_main(void *arg)
 {
 	struct dispatch *d = arg;
@@ -1065,6 +1109,7 @@ static void *loop_main(void *arg)
 		collect(d);
 		give_back(d); /* first: the claimer refills while the recorder writes */
 		hand_outcomes(d);
+		release_heap(d);
 		long t = POLL_MAX_MS;
 		curl_multi_timeout(d->multi, &t);
 		if (t < 0 || t > POLL_MAX_MS)
@@ -1078,6 +1123,7 @@ static void *loop_main(void *arg)
 		log_info("abandoned an attempt at shutdown", "delivery=%s", x->job.delivery_id);
 		unlink_active(d, x);
 		store_job_clear(&x->job);
+		xfer_put(d, x);
 	}
 	hand_outcomes(d); /* of jobs that could not start in the last round */
 	pthread_mutex_lock(&d->lock);
@@ -1389,9 +1435,7 @@ void dispatch_free(struct dispatch *d)
 	while (d->free_xfers) {
 		struct xfer *x = d->free_xfers;
 		d->free_xfers = x->next_free;
-		curl_easy_cleanup(x->easy);
-		free(x->resp);
-		free(x);
+		xfer_destroy(x);
 	}
 	for (int b = 0; b < EP_BUCKETS; b++)
 		while (d->eps[b]) {

@@ -357,3 +357,26 @@ def test_proxy_environment_is_ignored(ctx):
     publish(h)
     req = r.wait_for(1, "/status/200")[0]
     assert "via" not in req["headers"] and "proxy-authorization" not in req["headers"]
+
+
+def test_burst_larger_than_the_kept_transfers(ctx):
+    """600 attempts in flight at once, more than the idle transfers hookd
+    keeps for reuse (256): as they finish, the surplus is freed. Each
+    arrives once, each is recorded, and delivery goes on afterwards."""
+    h, r = start(ctx, "--max-in-flight-per-endpoint", "600", "--attempt-timeout", "60s")
+    st, got, _ = h.request("PUT", "/v1/webhooks", {"url": r.url("/sleep/300"), "enabled": False})
+    assert st == 200, got
+    acked = [publish(h, {"i": i})["event_id"] for i in range(600)]
+    st, got, _ = h.request("PUT", "/v1/webhooks", {"enabled": True})
+    assert st == 200, got
+    reqs = r.wait_for(600, "/sleep/300", timeout=60)
+    assert sorted(q["headers"]["webhook-id"] for q in reqs) == sorted(acked)
+
+    def succeeded():
+        st, s, _ = h.request("GET", "/v1/webhooks/stats?bucket_minutes=1440")
+        assert st == 200, s
+        return sum(x["attempt_count"] for x in s["stats"] if x["delivery_status"] == "succeeded")
+    wait_until(lambda: succeeded() == 600, 30, "600 attempts recorded as succeeded")
+    later = [publish(h, {"i": i})["event_id"] for i in range(600, 620)]
+    reqs = r.wait_for(620, "/sleep/300", timeout=30)
+    assert sorted(q["headers"]["webhook-id"] for q in reqs) == sorted(acked + later)
