@@ -668,7 +668,7 @@ static void hand_outcomes(struct dispatch *d)
 	d->round = d->round_tail = NULL;
 }
 
-/* A transfer ended (or could not start): hand its outcome over, recycle. */
+/* A transfer ended (or could not start): off the active list. */
 static void unlink_active(struct dispatch *d, struct xfer *x)
 {
 	if (x->prev_on)
