@@ -44,7 +44,7 @@ bool api_fail(struct http_req *req, const struct hk_err *err)
 	return false;
 }
 
-hk_status api_publish_refused(int why, struct hk_err *err)
+hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err)
 {
 	if (why == PUBLISH_STOPPED)
 		return hk_fail(err, HK_ESTORE, "shutting_down", "hookd is shutting down");

@@ -17,6 +17,7 @@
 
 #include "config.h"
 #include "http_server.h"
+#include "publish.h"
 #include "router.h"
 #include "ssrf.h"
 #include "store.h"
@@ -69,7 +70,7 @@ bool api_only_fields(struct http_req *req, json_t *obj, const char *const *allow
 bool api_fail(struct http_req *req, const struct hk_err *err);
 /* Fill err for a publisher_submit refusal (why: its return value): 503
  * shutting_down or overloaded. Returns err->status. */
-hk_status api_publish_refused(int why, struct hk_err *err);
+hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err);
 
 /* ---- validation --------------------------------------------------------- */
 

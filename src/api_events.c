@@ -150,7 +150,7 @@ static void publish(struct http_req *req, struct app *app, const struct store_au
 		pp->job.done = publish_done;
 		/* Suspend first: the committer may answer before submit returns. */
 		http_suspend(req);
-		int why = publisher_submit(app->publisher, &pp->job);
+		enum publish_refusal why = publisher_submit(app->publisher, &pp->job);
 		if (why == PUBLISH_QUEUED)
 			return;
 		api_publish_refused(why, &err);

@@ -290,7 +290,7 @@ static void test_send(struct http_req *req, struct app *app, struct test_req *t)
 		free(t);
 		return;
 	}
-	int why = publisher_submit(app->publisher, &t->job);
+	enum publish_refusal why = publisher_submit(app->publisher, &t->job);
 	if (why != PUBLISH_QUEUED) {
 		if (test_claim_answer(t)) {
 			api_publish_refused(why, &err);

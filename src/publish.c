@@ -27,12 +27,12 @@ struct publisher {
 	struct publish_job **jobs;
 };
 
-int publisher_submit(struct publisher *p, struct publish_job *job)
+enum publish_refusal publisher_submit(struct publisher *p, struct publish_job *job)
 {
 	job->next = NULL;
 	pthread_mutex_lock(&p->lock);
 	if (p->stopping || p->queued >= p->max_queued) {
-		int why = p->stopping ? PUBLISH_STOPPED : PUBLISH_FULL;
+		enum publish_refusal why = p->stopping ? PUBLISH_STOPPED : PUBLISH_FULL;
 		pthread_mutex_unlock(&p->lock);
 		return why;
 	}

@@ -44,7 +44,7 @@ enum publish_refusal { PUBLISH_QUEUED = 0, PUBLISH_FULL = -1, PUBLISH_STOPPED = 
 /* Queue a job; the caller keeps ownership and must keep it alive until its
  * done callback has run. Returns PUBLISH_QUEUED, or PUBLISH_FULL /
  * PUBLISH_STOPPED, and then done is never called. */
-int publisher_submit(struct publisher *p, struct publish_job *job);
+enum publish_refusal publisher_submit(struct publisher *p, struct publish_job *job);
 
 /* Commit everything queued and call its callbacks; every later submit is
  * refused with PUBLISH_STOPPED. The API may still call submit until the
