@@ -243,6 +243,13 @@ class Hookd:
         parsed = json.loads(text) if text else None
         return resp.status, parsed, hdrs
 
+    def attempts_counted(self, status=None):
+        """Attempts the workspace stats API counts (default key), over the
+        last day; only those whose delivery has that status, if given."""
+        st, s, _ = self.request("GET", "/v1/webhooks/stats?bucket_minutes=1440")
+        assert st == 200, s
+        return sum(x["attempt_count"] for x in s["stats"] if status in (None, x["delivery_status"]))
+
     def cli(self, *args):
         p = subprocess.run([self.bin, *args, "--db", self.db], capture_output=True, text=True,
                            env=self.env, timeout=60)

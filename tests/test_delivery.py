@@ -372,11 +372,7 @@ def test_burst_larger_than_the_kept_transfers(ctx):
     reqs = r.wait_for(600, "/sleep/300", timeout=60)
     assert sorted(q["headers"]["webhook-id"] for q in reqs) == sorted(acked)
 
-    def succeeded():
-        st, s, _ = h.request("GET", "/v1/webhooks/stats?bucket_minutes=1440")
-        assert st == 200, s
-        return sum(x["attempt_count"] for x in s["stats"] if x["delivery_status"] == "succeeded")
-    wait_until(lambda: succeeded() == 600, 30, "600 attempts recorded as succeeded")
+    wait_until(lambda: h.attempts_counted("succeeded") == 600, 30, "600 attempts recorded as succeeded")
     later = [publish(h, {"i": i})["event_id"] for i in range(600, 620)]
     reqs = r.wait_for(620, "/sleep/300", timeout=30)
     assert sorted(q["headers"]["webhook-id"] for q in reqs) == sorted(acked + later)
