@@ -18,8 +18,8 @@ def test_benchmark_smoke(ctx):
                        capture_output=True, text=True, timeout=TIMEOUT - 30)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     r = json.load(open(out))
-    for k in ("limit_rps", "ceiling_rps", "ceiling_2threads_rps", "ingest_rps", "healthz_rps", "drain_rps",
-              "drain_peak_rss_mib", "inflight_peak_rss_mib", "inflight_after_rss_mib",
+    for k in ("limit_rps", "ceiling_rps", "ceiling_2threads_rps", "ingest_rps", "healthz_rps",
+              "drain_rps", "drain_peak_rss_mib", "inflight_peak_rss_mib", "inflight_after_rss_mib",
               "inflight_client_peak_rss_mib", "stats_p50_ms",
               "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz",
               "pg1_ingest_rps", "pg1_drain_rps", "pg2_ingest_rps", "pg2_drain_rps"):
