@@ -20,7 +20,7 @@ def test_benchmark_smoke(ctx):
     r = json.load(open(out))
     for k in ("limit_rps", "ceiling_rps", "ceiling_2threads_rps", "ingest_rps", "healthz_rps",
               "drain_rps", "drain_peak_rss_mib", "inflight_peak_rss_mib", "inflight_after_rss_mib",
-              "inflight_client_peak_rss_mib", "stats_p50_ms",
+              "inflight_client_peak_rss_mib", "stats_p50_ms", "ceiling_over_limit",
               "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz",
               "pg1_ingest_rps", "pg1_drain_rps", "pg2_ingest_rps", "pg2_drain_rps"):
         assert isinstance(r[k], (int, float)) and r[k] > 0, (k, r.get(k))
