@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dispatch.h"
 #include "publish.h"
 #include "secret.h"
 #include "timeutil.h"
@@ -49,6 +50,18 @@ hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err)
 	if (why == PUBLISH_STOPPED)
 		return hk_fail(err, HK_ESTORE, "shutting_down", "hookd is shutting down");
 	return hk_fail(err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
+}
+
+static void wake_dispatch(void *d)
+{
+	dispatch_wake(d);
+}
+
+hk_status api_endpoint_resume(struct app *app, const char *endpoint_id, struct hk_err *err)
+{
+	hk_status st = store_endpoint_release(app->store, endpoint_id, wake_dispatch, app->dispatch, err);
+	dispatch_wake(app->dispatch); /* also for an endpoint with nothing held */
+	return st;
 }
 
 /* ---- checks -------------------------------------------------------------- */

@@ -168,9 +168,9 @@ static void handle_patch(struct http_req *req, void *ctx)
 			st = check_primary_patch(app, auth.org_id, id, &p, &err);
 		if (st == HK_OK)
 			st = store_endpoint_update(app->store, auth.org_id, id, &p, tu_now_ms(), &ep, &err);
+		if (st == HK_OK && p.is_active == 1)
+			st = api_endpoint_resume(app, id, &err);
 		if (st == HK_OK) {
-			if (p.is_active == 1)
-				dispatch_wake(app->dispatch);
 			http_reply_json(req, 200, api_endpoint_json(&ep, false));
 		} else {
 			http_reply_error(req, &err);

@@ -141,9 +141,9 @@ static void handle_put(struct http_req *req, void *ctx)
 	if (st == HK_OK)
 		st = put_webhook(app, auth.org_id, u ? json_string_value(u) : NULL,
 		                 e ? json_is_true(e) : -1, secret, &ep, &created, &err);
+	if (st == HK_OK && ep.is_active)
+		st = api_endpoint_resume(app, ep.id, &err);
 	if (st == HK_OK) {
-		if (ep.is_active)
-			dispatch_wake(app->dispatch);
 		reply_webhook(req, &ep, created ? secret : NULL);
 	} else {
 		http_reply_error(req, &err);

@@ -147,10 +147,20 @@ hk_status store_endpoint_list(struct store *s, int64_t org_id, struct store_endp
                               size_t *n, struct hk_err *err);
 /* Apply the patch and return the endpoint as it now is in *out. Pausing holds
  * its pending deliveries; re-enabling (is_active 1) resets
- * consecutive_failures and releases the held deliveries. */
+ * consecutive_failures. After a patch that leaves it active, call
+ * store_endpoint_release to let the held deliveries go. */
 hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, int64_t now,
                                 struct store_endpoint *out, struct hk_err *err);
+/* Release the held deliveries of an active endpoint, oldest first, and call
+ * released(arg) (may be NULL) each time more of them are due. On SQLite this
+ * goes in chunks of their own transactions, so that publishes and deliveries
+ * go on meanwhile; it stops if the endpoint is paused again, and held
+ * deliveries of an active endpoint that a crash left behind are released by
+ * store_release_leases. On PostgreSQL, whose row locks stall no other
+ * writer, store_endpoint_update has already released them all. */
+hk_status store_endpoint_release(struct store *s, const char *id, void (*released)(void *),
+                                 void *arg, struct hk_err *err);
 /* Delete the endpoint with its deliveries and their attempts. */
 hk_status store_endpoint_delete(struct store *s, int64_t org_id, const char *id,
                                 struct hk_err *err);
@@ -331,7 +341,8 @@ hk_status store_record(struct store *s, struct store_result *r, size_t n, int br
  * their deliveries due now instead of when the lease would expire. Which
  * leases those are is the backend's to know: on SQLite all of them when this
  * is the only process on the file; on PostgreSQL those whose owning node no
- * longer holds its liveness lock. */
+ * longer holds its liveness lock. On SQLite it also finishes releases that a
+ * crash cut short (store_endpoint_release). */
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err);
 
 /* A claimed delivery's lease, to give the delivery back unattempted. */

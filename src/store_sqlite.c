@@ -12,10 +12,12 @@
  * commit (the attempt's record) fsyncs the WAL up to and past it anyway.
  * Writers take the lock up front (BEGIN IMMEDIATE) and wait busy_timeout_ms.
  *
- * Schema (migration 1) is laid out for millions of deliveries:
+ * Schema (migrations 1 and 2) is laid out for millions of deliveries:
  *   - deliveries_due is a partial index holding only claimable rows
  *     (pending and not held), so claiming never walks finished history or
  *     the backlog of a paused endpoint;
+ *   - deliveries_held (2) holds only that backlog, so re-enabling the
+ *     endpoint finds it without walking the endpoint's history;
  *   - deliveries_endpoint serves every per-endpoint listing, newest first;
  *   - attempt_rollup keeps per-endpoint, per-minute counts, updated in the
  *     same transaction as the attempts, so statistics cost O(minutes).
@@ -76,7 +78,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EP_SET_SECRET] = "UPDATE endpoints SET secret = ?3, secret_version = secret_version + 1"
 	                     " WHERE id = ?1 AND org_id = ?2 RETURNING secret_version",
 	[ST_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE endpoint_id = ? AND status = 0 AND held = 0",
-	[ST_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE endpoint_id = ? AND status = 0 AND held = 1",
+	[ST_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE rowid IN (SELECT rowid FROM deliveries"
+	                  " INDEXED BY deliveries_held WHERE endpoint_id = ?1 AND status = 0 AND held = 1"
+	                  " ORDER BY created_at LIMIT ?2)"
+	                  " AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?1 AND is_active = 1)",
+	[ST_HELD_REPAIR] = "UPDATE deliveries SET held = 0 WHERE status = 0 AND held = 1"
+	                   " AND endpoint_id IN (SELECT id FROM endpoints WHERE is_active = 1)",
 	[ST_EP_FANOUT] = "SELECT id, is_active, event_types FROM endpoints WHERE org_id = ?",
 	[ST_ROLLUP_DELETE] = "DELETE FROM attempt_rollup WHERE endpoint_id = ?",
 	[ST_EV_IDEM] = "SELECT id, req_hash, fanout, created_at FROM events WHERE org_id = ? AND idem_key = ?",
@@ -198,6 +205,9 @@ static const char *const migrations[] = {
 	"  succeeded INTEGER NOT NULL,"
 	"  failed INTEGER NOT NULL,"
 	"  PRIMARY KEY(endpoint_id, minute)) WITHOUT ROWID;",
+	/* Held deliveries by endpoint, so a release finds them without walking
+	 * the endpoint's history (sq_endpoint_release). */
+	"CREATE INDEX deliveries_held ON deliveries(endpoint_id, created_at) WHERE status = 0 AND held = 1;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -746,14 +756,66 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
 	return HK_OK;
 }
 
-/* Hold or release the pending deliveries of an endpoint. */
-hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err)
+/* Hold the pending deliveries of an endpoint (sq_endpoint_release lets
+ * them go). */
+hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, struct hk_err *err)
 {
-	sqlite3_stmt *st = sq_stmt(c, hold ? ST_EP_HOLD : ST_EP_RELEASE, err);
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_HOLD, err);
 	if (!st)
 		return HK_ESTORE;
 	sq_bind_text(st, 1, id);
 	return sq_step_done(c, st, err);
+}
+
+/* Released in chunks, each its own transaction: one UPDATE of a backlog of
+ * 300,000 held SQLite's write lock for 0.6 s, and every publish and every
+ * delivery waited behind it (5,000,000 would outlast the busy timeout). A
+ * chunk is about 10 ms of work. A crash between chunks leaves an active
+ * endpoint with held deliveries; sq_release_leases repairs that at start. */
+enum { RELEASE_CHUNK = 4096, RELEASE_PAUSE_US = 1000 };
+
+/* One chunk, in a transaction of its own; *n (OUT) how many it released. */
+static hk_status release_chunk(struct sq_conn *c, const char *id, int *n, struct hk_err *err)
+{
+	*n = 0;
+	hk_status r = sq_tx_begin(c, err);
+	if (r != HK_OK)
+		return r;
+	sqlite3_stmt *st = sq_stmt(c, ST_EP_RELEASE, err);
+	r = st ? HK_OK : HK_ESTORE;
+	if (st) {
+		sq_bind_text(st, 1, id);
+		sqlite3_bind_int(st, 2, RELEASE_CHUNK);
+		r = sq_step_done(c, st, err);
+	}
+	if (r == HK_OK) {
+		*n = sqlite3_changes(c->db);
+		r = sq_tx_commit(c, err);
+	}
+	if (r != HK_OK) {
+		sq_tx_rollback(c);
+		*n = 0;
+	}
+	return r;
+}
+
+static hk_status sq_endpoint_release(struct store *s, const char *id, void (*released)(void *),
+                                     void *arg, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	int n;
+	do {
+		hk_status r = release_chunk(c, id, &n, err);
+		if (r != HK_OK)
+			return r;
+		if (n > 0 && released)
+			released(arg);
+		/* Let the writers that waited meanwhile have the lock: they poll
+		 * for it (busy_wait), and a BEGIN at once would win every time. */
+		if (n == RELEASE_CHUNK)
+			usleep(RELEASE_PAUSE_US);
+	} while (n == RELEASE_CHUNK);
+	return HK_OK;
 }
 
 static hk_status endpoint_patch(struct sq_conn *c, int64_t org_id, const char *id,
@@ -771,8 +833,8 @@ static hk_status endpoint_patch(struct sq_conn *c, int64_t org_id, const char *i
 	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) == 0)
 		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
-	if (r == HK_OK && p->is_active >= 0)
-		r = sq_endpoint_hold(c, id, p->is_active == 0, err);
+	if (r == HK_OK && p->is_active == 0)
+		r = sq_endpoint_hold(c, id, err);
 	return r;
 }
 
@@ -1230,6 +1292,7 @@ const struct store_ops store_sqlite_ops = {
 	.endpoint_primary = sq_endpoint_primary,
 	.endpoint_list = sq_endpoint_list,
 	.endpoint_update = sq_endpoint_update,
+	.endpoint_release = sq_endpoint_release,
 	.endpoint_delete = sq_endpoint_delete,
 	.endpoint_set_secret = sq_endpoint_set_secret,
 	.publish_batch = sq_publish_batch,

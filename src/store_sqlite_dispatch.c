@@ -252,7 +252,7 @@ static hk_status breaker_apply(struct sq_conn *c, const char *endpoint, bool res
 	sq_bind_text(st, 1, endpoint);
 	hk_status h = sq_step_done(c, st, err);
 	if (h == HK_OK)
-		h = sq_endpoint_hold(c, endpoint, true, err);
+		h = sq_endpoint_hold(c, endpoint, err);
 	*paused = h == HK_OK;
 	return h;
 }
@@ -312,19 +312,36 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 	return h;
 }
 
+/* The held deliveries of active endpoints: a release (sq_endpoint_release)
+ * that a crash cut short. Safe beside a live release: both only let go. */
+static hk_status repair_held(struct sq_conn *c, struct hk_err *err)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_HELD_REPAIR, err);
+	if (!st)
+		return HK_ESTORE;
+	hk_status r = sq_step_done(c, st, err);
+	if (r == HK_OK && sqlite3_changes(c->db) > 0)
+		log_info("released the rest of an interrupted release", "deliveries=%d",
+		         sqlite3_changes(c->db));
+	return r;
+}
+
 hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 {
+	CONN_OR_FAIL(s, err);
+	hk_status r = repair_held(c, err);
+	if (r != HK_OK)
+		return r;
 	if (!((struct sq_store *)s)->sole) {
 		log_warn("another hookd is using this database: leases of earlier runs are left to expire",
 		         NULL);
 		return HK_OK;
 	}
-	CONN_OR_FAIL(s, err);
 	sqlite3_stmt *st = sq_stmt(c, ST_RELEASE, err);
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, now);
-	hk_status r = sq_step_done(c, st, err);
+	r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) > 0)
 		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
 	return r;

@@ -28,7 +28,7 @@ enum stmt_id {
 	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
 	ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
 	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
-	ST_RELEASE, ST_UNCLAIM, ST_STATS,
+	ST_RELEASE, ST_HELD_REPAIR, ST_UNCLAIM, ST_STATS,
 	ST_COUNT
 };
 
@@ -66,7 +66,7 @@ void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
 char *sq_col_dup(sqlite3_stmt *st, int i);
 /* Hold (or release) an endpoint's pending deliveries. */
-hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, bool hold, struct hk_err *err);
+hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, struct hk_err *err);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value);
 /* Run SQL with no result (pragmas, DDL). */
