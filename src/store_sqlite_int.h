@@ -65,7 +65,7 @@ void sq_tx_rollback(struct sq_conn *c);
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
 char *sq_col_dup(sqlite3_stmt *st, int i);
-/* Hold (or release) an endpoint's pending deliveries. */
+/* Hold an endpoint's pending deliveries (its release is sq_endpoint_release). */
 hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, struct hk_err *err);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value);

@@ -253,17 +253,19 @@ static void test_claim_secrets(void)
 	remove_tmp(path);
 }
 
-/* Re-enabling an endpoint releases all its held deliveries in one UPDATE.
- * SQLite keeps that statement's undo journal in memory up to a small size,
- * then in a temporary file, unless temp_store=MEMORY, which hookd once set:
- * then the journal stayed in memory, about 16 MiB per 100,000 held
- * deliveries on top of the server's RSS. SQLite's own allocation counter
- * shows what the release took. */
+/* A store_endpoint_release callback: counts the chunks it announces. */
 static void count_call(void *arg)
 {
 	(*(unsigned *)arg)++;
 }
 
+/* Re-enabling an endpoint releases its held deliveries in UPDATEs of up to
+ * 4,096 each (store_sqlite.c); it used to be one UPDATE for all of them.
+ * SQLite keeps a statement's undo journal in memory up to a small size,
+ * then in a temporary file, unless temp_store=MEMORY, which hookd once set:
+ * then that one UPDATE's journal stayed in memory, about 16 MiB per 100,000
+ * held deliveries on top of the server's RSS. SQLite's own allocation
+ * counter shows what the release took. */
 static void test_release_memory(void)
 {
 	enum { HELD = 100000, BATCH = 2000 };
