@@ -77,7 +77,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EP_DELETE] = "DELETE FROM endpoints WHERE id = ? AND org_id = ?",
 	[ST_EP_SET_SECRET] = "UPDATE endpoints SET secret = ?3, secret_version = secret_version + 1"
 	                     " WHERE id = ?1 AND org_id = ?2 RETURNING secret_version",
-	[ST_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE endpoint_id = ? AND status = 0 AND held = 0",
+	/* Through the claimable rows, not the endpoint's history: history
+	 * only grows, the pending backlog drains. */
+	[ST_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE rowid IN (SELECT rowid FROM deliveries"
+	               " INDEXED BY deliveries_due WHERE endpoint_id = ?1 AND status = 0 AND held = 0)",
 	[ST_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE rowid IN (SELECT rowid FROM deliveries"
 	                  " INDEXED BY deliveries_held WHERE endpoint_id = ?1 AND status = 0 AND held = 1"
 	                  " ORDER BY created_at LIMIT ?2)"
