@@ -52,14 +52,10 @@ hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err)
 	return hk_fail(err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
 }
 
-static void wake_dispatch(void *d)
-{
-	dispatch_wake(d);
-}
-
 hk_status api_endpoint_resume(struct app *app, const char *endpoint_id, struct hk_err *err)
 {
-	hk_status st = store_endpoint_release(app->store, endpoint_id, wake_dispatch, app->dispatch, err);
+	hk_status st = store_endpoint_release(app->store, endpoint_id, dispatch_wake_cb, app->dispatch,
+	                                      err);
 	dispatch_wake(app->dispatch); /* also for an endpoint with nothing held */
 	return st;
 }

@@ -1383,6 +1383,11 @@ void dispatch_wake(struct dispatch *d)
 	pthread_mutex_unlock(&d->lock);
 }
 
+void dispatch_wake_cb(void *d)
+{
+	dispatch_wake(d);
+}
+
 int dispatch_watch(struct dispatch *d, const char *delivery_id, dispatch_watch_fn fn, void *arg)
 {
 	struct watcher *w = calloc(1, sizeof(*w));

@@ -73,6 +73,9 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 /* Something may be due now (a publish, a retry, a re-enabled endpoint): claim
  * without waiting for the next poll. Cheap; safe from any thread. */
 void dispatch_wake(struct dispatch *d);
+/* dispatch_wake as a void (*)(void *) callback, for modules that wake it
+ * without knowing it (the publisher, the store). */
+void dispatch_wake_cb(void *d);
 
 /* Called once, on the recorder thread, when the attempt of delivery_id that
  * follows this call has been recorded: r holds the outcome (r->fenced when it

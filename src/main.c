@@ -211,11 +211,6 @@ static int bootstrap(struct store *s)
 	return 0;
 }
 
-static void wake_dispatch(void *d)
-{
-	dispatch_wake(d);
-}
-
 struct server {
 	struct config cfg;
 	struct seal seal;
@@ -256,13 +251,13 @@ static int server_start(struct server *sv)
 		.user_agent = "hookd/" HOOKD_VERSION,
 	};
 	if (!(sv->dispatch = dispatch_start(sv->store, &sv->dcfg, &err)) ||
-	    !(sv->publisher = publisher_start(sv->store, (unsigned)cfg->commit_batch, wake_dispatch,
+	    !(sv->publisher = publisher_start(sv->store, (unsigned)cfg->commit_batch, dispatch_wake_cb,
 	                                      sv->dispatch, &err))) {
 		fprintf(stderr, "hookd: %s\n", err.msg);
 		return 1;
 	}
 	/* Other nodes on the same database wake our dispatcher (PostgreSQL). */
-	if (store_listen(sv->store, wake_dispatch, sv->dispatch, &err) != HK_OK) {
+	if (store_listen(sv->store, dispatch_wake_cb, sv->dispatch, &err) != HK_OK) {
 		fprintf(stderr, "hookd: %s\n", err.msg);
 		return 1;
 	}
