@@ -20,8 +20,10 @@
  *     same endpoint (if any) straight to the loop.
  *   - paused endpoints: the recorder appends the endpoints its batch paused
  *     to d->paused under d->lock, in the same critical section as (and so
- *     before) their slots; the claimer gives the jobs it claimed ahead for
- *     them back to the store instead of handing them over.
+ *     before) their slots, and an API thread those it paused
+ *     (dispatch_paused) and signals d->claim_cond; the claimer gives the
+ *     jobs it claimed ahead for them back to the store instead of handing
+ *     them over.
  *   - outcomes: the loop thread collects a round's finished attempts
  *     (struct outcome, owning its job, response bytes and error text), then
  *     appends them all to d->queue under d->lock and signals d->cond; the
@@ -829,9 +831,9 @@ static size_t unpark_ready(struct dispatch *d, struct ep_count *e, int64_t now)
 	return handed;
 }
 
-/* The breaker paused the endpoint: what was claimed ahead for it must not
- * go out. The pause holds those deliveries; given back, they go out as soon
- * as the endpoint is enabled again. */
+/* The endpoint was paused (by the breaker or the API): what was claimed
+ * ahead for it must not go out. The pause holds those deliveries; given
+ * back, they go out as soon as the endpoint is enabled again. */
 static void drop_parked(struct dispatch *d, struct ep_count *e)
 {
 	while (e->nparked) {
@@ -1380,6 +1382,14 @@ void dispatch_wake(struct dispatch *d)
 	pthread_mutex_lock(&d->lock);
 	d->wake = true;
 	pthread_cond_signal(&d->claim_cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+void dispatch_paused(struct dispatch *d, const char endpoint_id[UUID_STR_LEN])
+{
+	pthread_mutex_lock(&d->lock);
+	if (ids_append(&d->paused, (const char(*)[UUID_STR_LEN])endpoint_id, 1))
+		pthread_cond_signal(&d->claim_cond);
 	pthread_mutex_unlock(&d->lock);
 }
 

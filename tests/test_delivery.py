@@ -190,6 +190,26 @@ def test_pause_gives_back_deliveries_claimed_ahead(ctx):
     assert all(d["status"] == "succeeded" for d in settled(h, ep, 12))
 
 
+def test_pause_through_the_api_gives_back_deliveries_claimed_ahead(ctx):
+    # As above, but paused by a PATCH: attempts under way finish, and what
+    # was claimed ahead for their slots is not sent when they do.
+    h, r = start(ctx, "--max-in-flight-per-endpoint", "2")
+    ep = endpoint(h, r.url("/sleep/1500"))
+    path = BASE + "/endpoints/" + ep["id"]
+    for i in range(12):  # 2 in flight, 2 claimed ahead
+        publish(h, {"i": i})
+    wait_until(lambda: len(r.requests()) >= 2, 15, "the first two answered")
+    assert h.request("PATCH", path, {"is_active": False})[0] == 200
+    paused_ms = time.time() * 1000
+    time.sleep(4.0)  # those in flight answered, and the receiver logs a request once answered
+    assert [q for q in r.requests() if q["t_ms"] > paused_ms] == [], "a paused endpoint was contacted"
+    st, got, _ = h.request("PATCH", path, {"url": r.url("/status/200"), "is_active": True})
+    assert st == 200 and got["is_active"] is True
+    ds = settled(h, ep, 12)
+    assert all(d["status"] == "succeeded" for d in ds)
+    assert len(r.requests()) == 12
+
+
 def test_reenabling_a_backlog_of_several_chunks_delivers_each_once(ctx):
     # SQLite lets held deliveries go 4,096 at a time, each chunk in its own
     # transaction while deliveries already go out: none may be left behind
