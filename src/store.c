@@ -35,6 +35,23 @@ static int cmp_id(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
+/* The endpoint's count in room (sorted by id), 0 when it has none. */
+static unsigned in_flight(const struct store_claim_room *room, const char *endpoint)
+{
+	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
+	                                                    UUID_STR_LEN, cmp_id) : NULL;
+	return hit ? room->in_flight[hit - room->endpoints] : 0;
+}
+
+unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most)
+{
+	if (!room->per_endpoint)
+		return most;
+	unsigned used = in_flight(room, endpoint);
+	unsigned left = used < room->per_endpoint ? room->per_endpoint - used : 0;
+	return left < most ? left : most;
+}
+
 bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
                      const char *endpoint)
 {
@@ -43,11 +60,7 @@ bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
 	size_t i = 0;
 	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
 		i++;
-	unsigned used = i < t->n ? t->e[i].taken : 0;
-	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
-	                                                    UUID_STR_LEN, cmp_id) : NULL;
-	if (hit)
-		used += room->in_flight[hit - room->endpoints];
+	unsigned used = (i < t->n ? t->e[i].taken : 0) + in_flight(room, endpoint);
 	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
 		return false;
 	if (i == t->n)

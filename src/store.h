@@ -146,9 +146,10 @@ hk_status store_endpoint_primary(struct store *s, int64_t org_id, struct store_e
 hk_status store_endpoint_list(struct store *s, int64_t org_id, struct store_endpoint **out,
                               size_t *n, struct hk_err *err);
 /* Apply the patch and return the endpoint as it now is in *out. Pausing holds
- * its pending deliveries; re-enabling (is_active 1) resets
- * consecutive_failures. After a patch that leaves it active, call
- * store_endpoint_release to let the held deliveries go. */
+ * its pending deliveries (on SQLite in chunks of their own transactions,
+ * after the pause is committed and before this returns); re-enabling
+ * (is_active 1) resets consecutive_failures. After a patch that leaves it
+ * active, call store_endpoint_release to let the held deliveries go. */
 hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, int64_t now,
                                 struct store_endpoint *out, struct hk_err *err);
@@ -297,8 +298,10 @@ struct store_claim_room {
 #define STORE_CLAIM_STREAK 32
 
 /* Claim up to cap due deliveries (next_attempt_at <= now, pending, endpoint
- * active, not held), oldest due first, never more for one endpoint than its
- * room under room->per_endpoint (see STORE_CLAIM_STREAK). Each claimed delivery gets a fresh lease
+ * active, not held), never more for one endpoint than its room under
+ * room->per_endpoint. On SQLite endpoint by endpoint, the one whose oldest
+ * due delivery has waited longest first, each one's oldest first; on
+ * PostgreSQL oldest due first (see STORE_CLAIM_STREAK). Each claimed delivery gets a fresh lease
  * and its next_attempt_at moves to lease_until, so if this process dies the
  * delivery simply becomes due again then. jobs (OUT) has room for cap. */
 hk_status store_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
@@ -332,7 +335,8 @@ struct store_result {
 /* Record n attempts in ONE transaction: the attempt rows, the deliveries'
  * new state (only where the lease still holds), the endpoints' failure
  * counters, the per-minute rollup, and the circuit breaker: an endpoint whose
- * counter reaches breaker_threshold is paused and its pending deliveries held.
+ * counter reaches breaker_threshold is paused and its pending deliveries held
+ * (on SQLite, as store_endpoint_update holds them, after the commit).
  * The ids of endpoints paused by this batch go to paused (OUT, room for n). */
 hk_status store_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
                        char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
@@ -341,8 +345,8 @@ hk_status store_record(struct store *s, struct store_result *r, size_t n, int br
  * their deliveries due now instead of when the lease would expire. Which
  * leases those are is the backend's to know: on SQLite all of them when this
  * is the only process on the file; on PostgreSQL those whose owning node no
- * longer holds its liveness lock. On SQLite it also finishes releases that a
- * crash cut short (store_endpoint_release). */
+ * longer holds its liveness lock. On SQLite it also finishes the holds and
+ * releases of an endpoint's backlog that a crash cut short. */
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err);
 
 /* A claimed delivery's lease, to give the delivery back unattempted. */

@@ -71,6 +71,9 @@ struct store_tally {
  * so; the tally keeps the endpoint pointer, which must outlive the claim. */
 bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
                      const char *endpoint);
+/* How many more deliveries of endpoint may be claimed under room, at most
+ * `most` (for a claim that takes each endpoint's deliveries together). */
+unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most);
 /* Point the tally's newest entry at stable storage (the job's own copy). */
 void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoint);
 

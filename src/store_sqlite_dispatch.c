@@ -16,23 +16,6 @@
 
 /* ---- the dispatcher's side ----------------------------------------------- */
 
-/* A JSON array of the endpoints already at their cap, for json_each(), so
- * the claim query never even reads their due rows. Caller frees. */
-static char *full_json(const struct store_claim_room *room)
-{
-	char *s = malloc(3 + room->n * (UUID_STR_LEN + 3));
-	if (!s)
-		return NULL;
-	size_t n = 0;
-	s[n++] = '[';
-	for (size_t i = 0; i < room->n; i++)
-		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
-			n += (size_t)sprintf(s + n, "%s\"%s\"", n > 1 ? "," : "", room->endpoints[i]);
-	s[n++] = ']';
-	s[n] = '\0';
-	return s;
-}
-
 /* Fill a job from a claim row: url, secret and body share one allocation. */
 static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct store_memo *memo,
                         struct store_job *j)
@@ -60,55 +43,72 @@ static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct stor
 	                      (size_t)sqlite3_column_bytes(st, 8));
 }
 
-static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
-                            const struct store_claim_room *room, const char *full,
-                            struct store_job *jobs, size_t *n, struct hk_err *err)
+/* Take up to `take` due deliveries of one endpoint into jobs[*n...]. */
+static hk_status claim_endpoint(const struct sq_store *ss, struct sq_conn *c, const char *endpoint,
+                                int64_t now, unsigned take, struct store_memo *memo,
+                                struct store_job *jobs, size_t *n, struct hk_err *err)
 {
 	sqlite3_stmt *sel = sq_stmt(c, ST_CLAIM_SELECT, err);
 	if (!sel)
 		return HK_ESTORE;
-	sqlite3_bind_int64(sel, 1, now);
-	sq_bind_text(sel, 2, full);
-	/* Read a few more rows than we may take: some may lack room. */
-	sqlite3_bind_int(sel, 3, (int)cap * 4);
-	int rc = SQLITE_DONE;
-	unsigned streak = 0;
-	struct store_tally t = { 0 };
-	struct store_memo memo = { 0 };
-	while (*n < cap && streak < STORE_CLAIM_STREAK && (rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		size_t known = t.n;
-		if (!store_room_take(room, &t, (const char *)sqlite3_column_text(sel, 2))) {
-			streak++;
-			continue;
-		}
-		streak = 0;
-		if (job_from_row(ss, sel, &memo, &jobs[*n]) != 0) {
+	sq_bind_text(sel, 1, endpoint);
+	sqlite3_bind_int64(sel, 2, now);
+	sqlite3_bind_int(sel, 3, (int)take);
+	int rc;
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		if (job_from_row(ss, sel, memo, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
-			store_memo_clear(&memo);
 			sqlite3_reset(sel);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
-		/* The row's text dies at the next step: the tally keeps the job's copy. */
-		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
 		(*n)++;
 	}
-	store_memo_clear(&memo);
 	sqlite3_reset(sel);
-	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
-		return sq_error(err, c->db, "claim");
-	if (*n == 0)
-		return HK_OK;
-	/* One lease token for the whole claim: a later claim of any of these
-	 * deliveries gets another, which is all fencing needs. */
+	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, "claim");
+}
+
+/* Endpoint by endpoint, the longest waiting first, as many due deliveries
+ * as each has room for: an endpoint at its cap costs one index seek, however
+ * large its backlog. */
+static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now,
+                            unsigned cap, const struct store_claim_room *room,
+                            struct store_job *jobs, size_t *n, struct hk_err *err)
+{
+	sqlite3_stmt *heads = sq_stmt(c, ST_CLAIM_HEADS, err);
+	if (!heads)
+		return HK_ESTORE;
+	sqlite3_bind_int64(heads, 1, now);
+	struct store_memo memo = { 0 };
+	hk_status r = HK_OK;
+	int rc = SQLITE_DONE;
+	while (r == HK_OK && *n < cap && (rc = sqlite3_step(heads)) == SQLITE_ROW) {
+		const char *endpoint = (const char *)sqlite3_column_text(heads, 0);
+		unsigned take = store_room_left(room, endpoint, cap - (unsigned)*n);
+		if (take)
+			r = claim_endpoint(ss, c, endpoint, now, take, &memo, jobs, n, err);
+	}
+	store_memo_clear(&memo);
+	sqlite3_reset(heads);
+	if (r == HK_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
+		r = sq_error(err, c->db, "claim heads");
+	return r;
+}
+
+/* Lease the n claimed rows until lease_until. One lease token for the
+ * whole claim: a later claim of any of these deliveries gets another,
+ * which is all fencing needs. */
+static hk_status lease_rows(struct sq_conn *c, int64_t lease_until, struct store_job *jobs,
+                            size_t n, struct hk_err *err)
+{
 	int64_t lease;
 	RAND_bytes((unsigned char *)&lease, sizeof(lease));
 	lease &= INT64_MAX;
-	char *ids = malloc(*n * 21 + 3); /* rowids: 20 digits and a comma each */
+	char *ids = malloc(n * 21 + 3); /* rowids: 20 digits and a comma each */
 	if (!ids)
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	size_t len = 0;
 	ids[len++] = '[';
-	for (size_t i = 0; i < *n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		jobs[i].lease = lease;
 		len += (size_t)sprintf(ids + len, "%s%lld", i ? "," : "", (long long)jobs[i].row);
 	}
@@ -135,16 +135,15 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	static const struct store_claim_room no_room = { 0 };
 	if (!room)
 		room = &no_room;
-	char *full = full_json(room);
-	if (!full)
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	/* A lost claim only makes a delivery due again: no fsync for it (see
 	 * top). Run as text, not a cached statement: SQLite applies this pragma
 	 * when it compiles it, and expires the statement each time it runs. */
 	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
 	hk_status r = sq_tx_begin(c, err);
 	if (r == HK_OK)
-		r = claim_rows((struct sq_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
+		r = claim_rows((struct sq_store *)s, c, now, cap, room, jobs, n, err);
+	if (r == HK_OK && *n > 0)
+		r = lease_rows(c, lease_until, jobs, *n, err);
 	if (r == HK_OK)
 		r = sq_tx_commit(c, err);
 	if (r != HK_OK) {
@@ -154,7 +153,6 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 		*n = 0;
 	}
 	sq_exec(c->db, "PRAGMA synchronous=FULL");
-	free(full);
 	return r;
 }
 
@@ -251,8 +249,6 @@ static hk_status breaker_apply(struct sq_conn *c, const char *endpoint, bool res
 		return HK_ESTORE;
 	sq_bind_text(st, 1, endpoint);
 	hk_status h = sq_step_done(c, st, err);
-	if (h == HK_OK)
-		h = sq_endpoint_hold(c, endpoint, err);
 	*paused = h == HK_OK;
 	return h;
 }
@@ -309,27 +305,33 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 		sq_tx_rollback(c);
 		*npaused = 0;
 	}
+	for (size_t i = 0; i < *npaused; i++)
+		sq_endpoint_hold(c, paused[i]);
 	return h;
 }
 
-/* The held deliveries of active endpoints: a release (sq_endpoint_release)
- * that a crash cut short. Safe beside a live release: both only let go. */
-static hk_status repair_held(struct sq_conn *c, struct hk_err *err)
+/* Finish what a crash cut short (store_sqlite.c holds and releases in
+ * chunks): let go of the held deliveries of active endpoints, hold the
+ * pending ones of paused endpoints. Safe beside a live process: each only
+ * does what that process's own chunks are doing. */
+static hk_status repair(struct sq_conn *c, enum stmt_id which, const char *what,
+                        struct hk_err *err)
 {
-	sqlite3_stmt *st = sq_stmt(c, ST_HELD_REPAIR, err);
+	sqlite3_stmt *st = sq_stmt(c, which, err);
 	if (!st)
 		return HK_ESTORE;
 	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) > 0)
-		log_info("released the rest of an interrupted release", "deliveries=%d",
-		         sqlite3_changes(c->db));
+		log_info(what, "deliveries=%d", sqlite3_changes(c->db));
 	return r;
 }
 
 hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	hk_status r = repair_held(c, err);
+	hk_status r = repair(c, ST_HELD_REPAIR, "released the rest of an interrupted release", err);
+	if (r == HK_OK)
+		r = repair(c, ST_UNHELD_REPAIR, "held the rest of an interrupted pause", err);
 	if (r != HK_OK)
 		return r;
 	if (!((struct sq_store *)s)->sole) {

@@ -26,9 +26,9 @@ enum stmt_id {
 	ST_EP_SET_SECRET, ST_EP_HOLD, ST_EP_RELEASE, ST_EP_FANOUT, ST_ROLLUP_DELETE,
 	ST_EV_IDEM, ST_EV_IDEM_CLEAR, ST_EV_INSERT, ST_DL_INSERT,
 	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
-	ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
+	ST_CLAIM_HEADS, ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
 	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
-	ST_RELEASE, ST_HELD_REPAIR, ST_UNCLAIM, ST_STATS,
+	ST_RELEASE, ST_HELD_REPAIR, ST_UNHELD_REPAIR, ST_UNCLAIM, ST_STATS,
 	ST_COUNT
 };
 
@@ -65,8 +65,9 @@ void sq_tx_rollback(struct sq_conn *c);
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
 char *sq_col_dup(sqlite3_stmt *st, int i);
-/* Hold an endpoint's pending deliveries (its release is sq_endpoint_release). */
-hk_status sq_endpoint_hold(struct sq_conn *c, const char *id, struct hk_err *err);
+/* Hold a paused endpoint's pending deliveries, in chunks of their own
+ * transactions (so never inside one); failures are logged, not returned. */
+void sq_endpoint_hold(struct sq_conn *c, const char *id);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value);
 /* Run SQL with no result (pragmas, DDL). */
