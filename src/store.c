@@ -35,44 +35,16 @@ static int cmp_id(const void *a, const void *b)
 	return strcmp(a, b);
 }
 
-/* The endpoint's count in room (sorted by id), 0 when it has none. */
-static unsigned in_flight(const struct store_claim_room *room, const char *endpoint)
-{
-	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
-	                                                    UUID_STR_LEN, cmp_id) : NULL;
-	return hit ? room->in_flight[hit - room->endpoints] : 0;
-}
-
 unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most)
 {
 	if (!room->per_endpoint)
 		return most;
-	unsigned used = in_flight(room, endpoint);
+	/* room->endpoints is sorted by id. */
+	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
+	                                                    UUID_STR_LEN, cmp_id) : NULL;
+	unsigned used = hit ? room->in_flight[hit - room->endpoints] : 0;
 	unsigned left = used < room->per_endpoint ? room->per_endpoint - used : 0;
 	return left < most ? left : most;
-}
-
-bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
-                     const char *endpoint)
-{
-	if (!room->per_endpoint)
-		return true;
-	size_t i = 0;
-	while (i < t->n && strcmp(t->e[i].endpoint, endpoint) != 0)
-		i++;
-	unsigned used = (i < t->n ? t->e[i].taken : 0) + in_flight(room, endpoint);
-	if (used >= room->per_endpoint || (i == t->n && t->n == 256))
-		return false;
-	if (i == t->n)
-		t->e[t->n++].endpoint = endpoint;
-	t->e[i].taken++;
-	return true;
-}
-
-void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoint)
-{
-	if (t->n > known)
-		t->e[t->n - 1].endpoint = endpoint;
 }
 
 int store_job_fill(struct store_job *j, const char *url, size_t ul, const char *sec,

@@ -290,20 +290,14 @@ struct store_claim_room {
 	size_t n;
 };
 
-/* A claim stops reading after this many due deliveries in a row that have
- * no room: they belong to endpoints that just filled up, and a claim that
- * walked the whole backlog of one busy endpoint to take a few rows cost more
- * than the attempts it started. The caller claims again when a claim took
- * anything; endpoints at their cap are then excluded up front. */
-#define STORE_CLAIM_STREAK 32
-
 /* Claim up to cap due deliveries (next_attempt_at <= now, pending, endpoint
  * active, not held), never more for one endpoint than its room under
- * room->per_endpoint. On SQLite endpoint by endpoint, the one whose oldest
- * due delivery has waited longest first, each one's oldest first; on
- * PostgreSQL oldest due first (see STORE_CLAIM_STREAK). Each claimed delivery gets a fresh lease
- * and its next_attempt_at moves to lease_until, so if this process dies the
- * delivery simply becomes due again then. jobs (OUT) has room for cap. */
+ * room->per_endpoint: endpoint by endpoint, the one whose oldest due
+ * delivery has waited longest first, each one's oldest first. An endpoint
+ * at its cap costs one index seek, however large its backlog. Each claimed
+ * delivery gets a fresh lease and its next_attempt_at moves to lease_until,
+ * so if this process dies the delivery simply becomes due again then. jobs
+ * (OUT) has room for cap. */
 hk_status store_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
                       const struct store_claim_room *room, struct store_job *jobs, size_t *n,
                       struct hk_err *err);

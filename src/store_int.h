@@ -57,25 +57,9 @@ extern const struct store_ops store_pg_ops;
 
 /* ---- what every backend does the same way (store.c) ---------------------- */
 
-/* Deliveries taken per endpoint in the claim under way: one entry per
- * distinct endpoint (few in a batch), so the room check stays cheap. */
-struct store_tally {
-	size_t n;
-	struct {
-		const char *endpoint;
-		unsigned taken;
-	} e[256];
-};
-
-/* May one more delivery of endpoint be claimed under room? Counts it when
- * so; the tally keeps the endpoint pointer, which must outlive the claim. */
-bool store_room_take(const struct store_claim_room *room, struct store_tally *t,
-                     const char *endpoint);
 /* How many more deliveries of endpoint may be claimed under room, at most
- * `most` (for a claim that takes each endpoint's deliveries together). */
+ * `most`. */
 unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most);
-/* Point the tally's newest entry at stable storage (the job's own copy). */
-void store_tally_rebase(struct store_tally *t, size_t known, const char *endpoint);
 
 /* Fill job's url, secret and body into one allocation (job->mem).
  * -1 when out of memory. */

@@ -25,21 +25,26 @@
 
 /* ---- claiming ------------------------------------------------------------ */
 
-/* A text[] literal of the endpoints already at their cap, so the claim
- * query never reads their due rows. Ids are UUIDs: nothing to quote. */
-static char *full_array(const struct store_claim_room *room)
+/* The endpoints of room and their counts as a text[] and an int[] literal
+ * (ids are UUIDs: nothing to quote); false when out of memory. */
+static bool room_arrays(const struct store_claim_room *room, char **ids, char **counts)
 {
-	char *s = malloc(3 + room->n * (UUID_STR_LEN + 1));
-	if (!s)
-		return NULL;
-	size_t n = 0;
-	s[n++] = '{';
-	for (size_t i = 0; i < room->n; i++)
-		if (room->per_endpoint && room->in_flight[i] >= room->per_endpoint)
-			n += (size_t)sprintf(s + n, "%s%s", n > 1 ? "," : "", room->endpoints[i]);
-	s[n++] = '}';
-	s[n] = '\0';
-	return s;
+	*ids = malloc(3 + room->n * (UUID_STR_LEN + 1));
+	*counts = malloc(3 + room->n * 11);
+	if (!*ids || !*counts) {
+		free(*ids);
+		free(*counts);
+		return false;
+	}
+	size_t a = 0, b = 0;
+	(*ids)[a++] = (*counts)[b++] = '{';
+	for (size_t i = 0; i < room->n; i++) {
+		a += (size_t)sprintf(*ids + a, "%s%s", i ? "," : "", room->endpoints[i]);
+		b += (size_t)sprintf(*counts + b, "%s%u", i ? "," : "", room->in_flight[i]);
+	}
+	(*ids)[a++] = (*counts)[b++] = '}';
+	(*ids)[a] = (*counts)[b] = '\0';
+	return true;
 }
 
 /* Fill a job from a claim row: url, secret and body share one allocation. */
@@ -94,33 +99,31 @@ static hk_status lease_rows(const struct pg_store *ps, struct pg_conn *c, struct
 
 static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_t now,
                             int64_t lease_until, unsigned cap, const struct store_claim_room *room,
-                            const char *full, struct store_job *jobs, size_t *n,
-                            struct hk_err *err)
+                            struct store_job *jobs, size_t *n, struct hk_err *err)
 {
+	char *ids, *counts;
+	if (!room_arrays(room, &ids, &counts))
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	struct pg_params p = { 0 };
 	pp_int(&p, now);
-	pp_text(&p, full);
-	/* Lock a few more rows than we may take: some may lack room. Every row
-	 * locked is a write, so no more than SQLite would read past (its
-	 * streak of rows without room). */
-	pp_int(&p, (int64_t)cap + STORE_CLAIM_STREAK);
+	pp_text(&p, ids);
+	pp_int(&p, cap);
+	pp_int(&p, room->per_endpoint ? room->per_endpoint : cap);
+	pp_text(&p, counts);
 	PGresult *res = pg_run(c, PS_CLAIM_SELECT, &p, err);
+	free(ids);
+	free(counts);
 	if (!res)
 		return err->status;
-	struct store_tally t = { 0 };
 	struct store_memo memo = { 0 };
 	int rows = PQntuples(res);
 	for (int i = 0; i < rows && *n < cap; i++) {
-		size_t known = t.n;
-		if (!store_room_take(room, &t, PQgetvalue(res, i, 2)))
-			continue;
 		if (job_from_row(ps, res, i, &memo, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
 			store_memo_clear(&memo);
 			PQclear(res);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		}
-		store_tally_rebase(&t, known, jobs[*n].endpoint_id);
 		(*n)++;
 	}
 	store_memo_clear(&memo);
@@ -137,16 +140,13 @@ hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	static const struct store_claim_room no_room = { 0 };
 	if (!room)
 		room = &no_room;
-	char *full = full_array(room);
-	if (!full)
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	/* A lost claim only makes a delivery due again: no need to wait for
 	 * the commit's flush (the attempt's record is a full commit). */
 	hk_status r = pg_tx_begin(c, err);
 	if (r == HK_OK)
 		r = pg_exec(c, "SET LOCAL synchronous_commit = off", err);
 	if (r == HK_OK)
-		r = claim_rows((struct pg_store *)s, c, now, lease_until, cap, room, full, jobs, n, err);
+		r = claim_rows((struct pg_store *)s, c, now, lease_until, cap, room, jobs, n, err);
 	if (r == HK_OK)
 		r = pg_tx_commit(c, err);
 	if (r != HK_OK) {
@@ -155,7 +155,6 @@ hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 			store_job_clear(&jobs[i]);
 		*n = 0;
 	}
-	free(full);
 	return r;
 }
 
