@@ -443,9 +443,10 @@ static bool plan_each_time(enum pg_stmt id)
 PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
                  struct hk_err *err)
 {
-	if (plan_each_time(id))
-		return result_ok(c, PQexecParams(c->conn, stmt_sql[id], p->n, NULL, p->v, p->len, p->fmt, 0),
-		                 id, err);
+	if (plan_each_time(id)) {
+		PGresult *res = PQexecParams(c->conn, stmt_sql[id], p->n, NULL, p->v, p->len, p->fmt, 0);
+		return result_ok(c, res, id, err);
+	}
 	if (!prepare(c, id, err))
 		return NULL;
 	char name[16];

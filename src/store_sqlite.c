@@ -803,8 +803,9 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
  * for 0.6 s, and every publish and every delivery waited behind it
  * (5,000,000 would outlast the busy timeout). A chunk is about 10 ms of
  * work. A crash between chunks leaves a paused endpoint with deliveries
- * that are not held (claims skip them, but walk past them) or an active one
- * with deliveries still held; sq_release_leases repairs both at start. */
+ * that are not held (claims skip them, but the next-due time counts them)
+ * or an active one with deliveries still held; sq_release_leases repairs
+ * both at start. */
 enum { CHUNK = 4096, CHUNK_PAUSE_US = 1000 };
 
 /* One chunk of ST_EP_HOLD or ST_EP_RELEASE from *from (IN/OUT: where the
