@@ -95,19 +95,25 @@ def test_breaker_holds_a_backlog_of_several_chunks(ctx):
     delivered(h, ep["id"])
 
 
-def test_restart_finishes_a_release_cut_short(ctx):
-    h, r = start(ctx)
-    ep = endpoint(h, r.url("/status/200"))
+def killed_with_five_held(h, ep, sql):
+    """Pause ep, publish 5 events to it, kill -9 hookd, then run sql (with
+    ep's id as its one parameter) on the database: what a crash between two
+    chunks would leave."""
     assert h.request("PATCH", BASE + "/endpoints/" + ep["id"], {"is_active": False})[0] == 200
     for i in range(5):
         publish(h, {"i": i})
     h.kill9()
-    # What dying between two chunks leaves: the endpoint re-enabled, its
-    # deliveries still held.
     db = sqlite3.connect(h.db)
     with db:
-        db.execute("UPDATE endpoints SET is_active = 1 WHERE id = ?", (ep["id"],))
+        db.execute(sql, (ep["id"],))
     db.close()
+
+
+def test_restart_finishes_a_release_cut_short(ctx):
+    h, r = start(ctx)
+    ep = endpoint(h, r.url("/status/200"))
+    # The endpoint re-enabled, its deliveries still held.
+    killed_with_five_held(h, ep, "UPDATE endpoints SET is_active = 1 WHERE id = ?")
     assert pending(h, ep["id"], held=True) == 5
     h.restart()
     r.wait_for(5, "/status/200")
@@ -118,18 +124,10 @@ def test_restart_finishes_a_release_cut_short(ctx):
 def test_restart_finishes_a_pause_cut_short(ctx):
     h, r = start(ctx)
     ep = endpoint(h, r.url("/status/200"), types=["alert.fired"])
-    other = endpoint(h, r.url("/status/204"), types=["other"])
+    endpoint(h, r.url("/status/204"), types=["other"])
     path = BASE + "/endpoints/" + ep["id"]
-    assert h.request("PATCH", path, {"is_active": False})[0] == 200
-    for i in range(5):
-        publish(h, {"i": i})
-    h.kill9()
-    # What dying between two chunks of a pause leaves: the endpoint paused,
-    # some of its deliveries not held.
-    db = sqlite3.connect(h.db)
-    with db:
-        db.execute("UPDATE deliveries SET held = 0 WHERE endpoint_id = ?", (ep["id"],))
-    db.close()
+    # The endpoint paused, its deliveries not held.
+    killed_with_five_held(h, ep, "UPDATE deliveries SET held = 0 WHERE endpoint_id = ?")
     h.restart()
     assert "held the rest of an interrupted pause" in h.log_text()
     assert pending(h, ep["id"], held=True) == 5
