@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "duemap.h"
 #include "log.h"
 #include "store_sqlite_int.h"
+#include "timeutil.h"
 
 /* ---- the dispatcher's side ----------------------------------------------- */
 
@@ -67,31 +69,86 @@ static hk_status claim_endpoint(const struct sq_store *ss, struct sq_conn *c, co
 	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, "claim");
 }
 
+/* How often the claimer checks its due times against the database (a
+ * walk, due_refresh): each write of this process lowers them itself, so
+ * alone on the database the walk is only a safety net; beside another
+ * process, whose writes it does not see, it is as often as the dispatcher
+ * polls. */
+#define WALK_SOLE_MS 30000
+#define WALK_SHARED_MS 1000
+
+/* Lower every active endpoint's due time to what the database says: one
+ * pass over the endpoints with anything claimable, a few index seeks each. */
+static hk_status due_walk(struct sq_conn *c, struct hk_err *err)
+{
+	sqlite3_stmt *st = sq_stmt(c, ST_DUE_WALK, err);
+	if (!st)
+		return HK_ESTORE;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		duemap_lower(c->ss->due, (const char *)sqlite3_column_text(st, 0),
+		             sqlite3_column_int64(st, 1));
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? HK_OK : sq_error(err, c->db, "due walk");
+}
+
+static hk_status due_refresh(struct sq_conn *c, struct hk_err *err)
+{
+	struct sq_store *ss = c->ss;
+	if (!duemap_walk_wanted(ss->due, tu_now_ms(), ss->sole ? WALK_SOLE_MS : WALK_SHARED_MS))
+		return HK_OK;
+	hk_status r = due_walk(c, err);
+	if (r != HK_OK)
+		duemap_stale(ss->due);
+	return r;
+}
+
+/* What a claim did with an endpoint it took from the duemap. */
+struct visit {
+	bool claimed; /* it had room: its due deliveries were claimed */
+	int64_t next; /* then, when it has something claimable next */
+};
+
 /* Endpoint by endpoint, the longest waiting first, as many due deliveries
- * as each has room for: an endpoint at its cap costs one index seek, however
- * large its backlog. */
+ * as each has room for. An endpoint at its cap costs nothing, however large
+ * its backlog; one with nothing due is not even looked at. */
 static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now,
                             unsigned cap, const struct store_claim_room *room,
+                            const struct duemap_item *due, struct visit *v, size_t k,
                             struct store_job *jobs, size_t *n, struct hk_err *err)
 {
-	sqlite3_stmt *heads = sq_stmt(c, ST_CLAIM_HEADS, err);
-	if (!heads)
-		return HK_ESTORE;
-	sqlite3_bind_int64(heads, 1, now);
 	struct store_memo memo = { 0 };
 	hk_status r = HK_OK;
-	int rc = SQLITE_DONE;
-	while (r == HK_OK && *n < cap && (rc = sqlite3_step(heads)) == SQLITE_ROW) {
-		const char *endpoint = (const char *)sqlite3_column_text(heads, 0);
-		unsigned take = store_room_left(room, endpoint, cap - (unsigned)*n);
+	for (size_t i = 0; i < k && r == HK_OK && *n < cap; i++) {
+		unsigned take = store_room_left(room, due[i].id, cap - (unsigned)*n);
+		v[i].claimed = take > 0;
 		if (take)
-			r = claim_endpoint(ss, c, endpoint, now, take, &memo, jobs, n, err);
+			r = claim_endpoint(ss, c, due[i].id, now, take, &memo, jobs, n, err);
 	}
 	store_memo_clear(&memo);
-	sqlite3_reset(heads);
-	if (r == HK_OK && rc != SQLITE_DONE && rc != SQLITE_ROW)
-		r = sq_error(err, c->db, "claim heads");
 	return r;
+}
+
+/* When each endpoint claimed from has something claimable next, as this
+ * transaction sees it after the leases (a leased delivery counts at the
+ * end of its lease). */
+static hk_status due_reread(struct sq_conn *c, const struct duemap_item *due, struct visit *v,
+                            size_t k, struct hk_err *err)
+{
+	for (size_t i = 0; i < k; i++) {
+		if (!v[i].claimed)
+			continue;
+		sqlite3_stmt *st = sq_stmt(c, ST_DUE_OF, err);
+		if (!st)
+			return HK_ESTORE;
+		sq_bind_text(st, 1, due[i].id);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			return sq_error(err, c->db, "due of");
+		v[i].next = sqlite3_column_type(st, 0) == SQLITE_NULL ? DUEMAP_NONE
+		                                                      : sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	return HK_OK;
 }
 
 /* Lease the n claimed rows until lease_until. One lease token for the
@@ -126,24 +183,22 @@ static hk_status lease_rows(struct sq_conn *c, int64_t lease_until, struct store
 	return r;
 }
 
-hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
-                          const struct store_claim_room *room, struct store_job *jobs, size_t *n,
-                          struct hk_err *err)
+/* Claim in one transaction, from the endpoints taken from the duemap (a
+ * claim that fails puts them back as they were, still due). */
+static hk_status claim_tx(struct sq_conn *c, int64_t now, int64_t lease_until, unsigned cap,
+                          const struct store_claim_room *room, struct duemap_item *due,
+                          size_t k, struct store_job *jobs, size_t *n, struct hk_err *err)
 {
-	CONN_OR_FAIL(s, err);
-	*n = 0;
-	static const struct store_claim_room no_room = { 0 };
-	if (!room)
-		room = &no_room;
-	/* A lost claim only makes a delivery due again: no fsync for it (see
-	 * top). Run as text, not a cached statement: SQLite applies this pragma
-	 * when it compiles it, and expires the statement each time it runs. */
-	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
+	struct visit *v = calloc(k, sizeof(*v));
+	if (!v)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	hk_status r = sq_tx_begin(c, err);
 	if (r == HK_OK)
-		r = claim_rows((struct sq_store *)s, c, now, cap, room, jobs, n, err);
+		r = claim_rows(c->ss, c, now, cap, room, due, v, k, jobs, n, err);
 	if (r == HK_OK && *n > 0)
 		r = lease_rows(c, lease_until, jobs, *n, err);
+	if (r == HK_OK)
+		r = due_reread(c, due, v, k, err);
 	if (r == HK_OK)
 		r = sq_tx_commit(c, err);
 	if (r != HK_OK) {
@@ -152,20 +207,44 @@ hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 			store_job_clear(&jobs[i]);
 		*n = 0;
 	}
+	for (size_t i = 0; r == HK_OK && i < k; i++)
+		if (v[i].claimed)
+			due[i].due = v[i].next;
+	free(v);
+	return r;
+}
+
+hk_status sq_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                   const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                   struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	*n = 0;
+	static const struct store_claim_room no_room = { 0 };
+	hk_status r = due_refresh(c, err);
+	struct duemap_item *due = NULL;
+	size_t k = r == HK_OK ? duemap_take(c->ss->due, now, &due) : 0;
+	if (k == 0)
+		return r;
+	/* A lost claim only makes a delivery due again: no fsync for it (see
+	 * top). Run as text, not a cached statement: SQLite applies this pragma
+	 * when it compiles it, and expires the statement each time it runs. */
+	sq_exec(c->db, "PRAGMA synchronous=NORMAL");
+	r = claim_tx(c, now, lease_until, cap, room ? room : &no_room, due, k, jobs, n, err);
 	sq_exec(c->db, "PRAGMA synchronous=FULL");
+	duemap_put(c->ss->due, due, k);
 	return r;
 }
 
 hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	sqlite3_stmt *st = sq_stmt(c, ST_NEXT_DUE, err);
-	if (!st)
-		return HK_ESTORE;
-	if (sqlite3_step(st) != SQLITE_ROW)
-		return sq_error(err, c->db, "next_due");
-	*when = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
+	hk_status r = due_refresh(c, err);
+	if (r != HK_OK)
+		return r;
+	int64_t first = duemap_first(c->ss->due);
+	/* 0 says nothing is pending; a released endpoint's is INT64_MIN */
+	*when = first == DUEMAP_NONE ? 0 : first < 1 ? 1 : first;
 	return HK_OK;
 }
 
@@ -186,6 +265,8 @@ static hk_status record_delivery(struct sq_conn *c, struct store_result *r, stru
 	sqlite3_bind_int64(st, 7, r->row);
 	hk_status rc = sq_step_done(c, st, err);
 	r->fenced = rc == HK_OK && sqlite3_changes(c->db) == 0;
+	if (rc == HK_OK && !r->fenced && r->status == DELIVERY_PENDING)
+		duemap_lower(c->ss->due, r->endpoint_id, r->next_attempt_at);
 	return rc;
 }
 
@@ -332,6 +413,7 @@ hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	hk_status r = repair(c, ST_HELD_REPAIR, "released the rest of an interrupted release", err);
 	if (r == HK_OK)
 		r = repair(c, ST_UNHELD_REPAIR, "held the rest of an interrupted pause", err);
+	duemap_stale(((struct sq_store *)s)->due); /* rows changed in bulk */
 	if (r != HK_OK)
 		return r;
 	if (!((struct sq_store *)s)->sole) {
@@ -346,6 +428,7 @@ hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) > 0)
 		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
+	duemap_stale(((struct sq_store *)s)->due);
 	return r;
 }
 
@@ -363,7 +446,12 @@ hk_status sq_unclaim(struct store *s, const struct store_lease *l, size_t n, int
 		sq_bind_text(st, 1, l[i].delivery_id);
 		sqlite3_bind_int64(st, 2, l[i].lease);
 		sqlite3_bind_int64(st, 3, now);
-		r = sq_step_done(c, st, err);
+		int rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW)
+			duemap_lower(c->ss->due, (const char *)sqlite3_column_text(st, 0), now);
+		else if (rc != SQLITE_DONE)
+			r = sq_error(err, c->db, "unclaim");
+		sqlite3_reset(st);
 	}
 	if (r == HK_OK)
 		r = sq_tx_commit(c, err);

@@ -16,6 +16,7 @@
 
 #include "store_int.h"
 
+struct duemap;
 struct seal;
 
 enum stmt_id {
@@ -26,13 +27,14 @@ enum stmt_id {
 	ST_EP_SET_SECRET, ST_EP_HOLD, ST_EP_RELEASE, ST_EP_FANOUT, ST_ROLLUP_DELETE,
 	ST_EV_IDEM, ST_EV_IDEM_CLEAR, ST_EV_INSERT, ST_DL_INSERT,
 	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
-	ST_CLAIM_HEADS, ST_CLAIM_SELECT, ST_CLAIM_UPDATE, ST_NEXT_DUE,
+	ST_DUE_WALK, ST_DUE_OF, ST_CLAIM_SELECT, ST_CLAIM_UPDATE,
 	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
 	ST_RELEASE, ST_HELD_REPAIR, ST_UNHELD_REPAIR, ST_UNCLAIM, ST_STATS,
 	ST_COUNT
 };
 
 struct sq_conn {
+	struct sq_store *ss; /* the store it belongs to */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST_COUNT];
 	struct sq_conn *next;
@@ -48,6 +50,7 @@ struct sq_store {
 	struct sq_conn *conns;
 	int lock_fd; /* "<db>.lock", flock'd while open when sole */
 	bool sole;   /* no other process has the file open through hookd */
+	struct duemap *due; /* when each endpoint has something due (duemap.h) */
 };
 
 /* This thread's connection, opened on first use; NULL with err filled. */

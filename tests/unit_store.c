@@ -3,7 +3,8 @@
  *
  * Covers what the HTTP tests cannot reach precisely: lease fencing (a stale
  * worker writes nothing), the circuit breaker holding pending deliveries,
- * claim skipping endpoints at their cap, idempotency inside one group commit,
+ * claim skipping endpoints at their cap, claims finding what every kind of
+ * write made due, idempotency inside one group commit,
  * the memory a large release takes, and the per-minute rollup behind the
  * stats API, including a store seeded with 1,000,000 attempts answering a
  * 24 h query.
@@ -43,6 +44,19 @@ static struct store *open_tmp(const char *name, char *path, size_t cap,
 	struct hk_err err;
 	if (store_open(path, opt, &s, &err) != HK_OK) {
 		fprintf(stderr, "store_open: %s\n", err.msg);
+		exit(1);
+	}
+	return s;
+}
+
+/* A store of its own for one test, with one org named after it. */
+static struct store *open_with_org(const char *name, char *path, size_t cap,
+                                   const struct store_options *opt, int64_t *org)
+{
+	struct store *s = open_tmp(name, path, cap, opt);
+	struct hk_err err;
+	if (store_org_create(s, name, name, T0, org, &err) != HK_OK) {
+		fprintf(stderr, "org_create: %s\n", err.msg);
 		exit(1);
 	}
 	return s;
@@ -182,10 +196,9 @@ static void test_lease_fencing(struct store *s, int64_t org)
 static void test_unclaim(void)
 {
 	char path[256];
-	struct store *s = open_tmp("unclaim", path, sizeof(path), NULL);
-	struct hk_err err;
 	int64_t org;
-	store_org_create(s, "u", "U", T0, &org, &err);
+	struct store *s = open_with_org("unclaim", path, sizeof(path), NULL, &org);
+	struct hk_err err;
 	struct store_endpoint ep;
 	make_endpoint(s, org, "[\"back\"]", &ep);
 	struct store_publish p;
@@ -223,10 +236,9 @@ static void test_claim_secrets(void)
 	memset(seal.keys[0].key, 7, sizeof(seal.keys[0].key));
 	struct store_options opt = { .seal = &seal };
 	char path[256];
-	struct store *s = open_tmp("secrets", path, sizeof(path), &opt);
-	struct hk_err err;
 	int64_t org;
-	store_org_create(s, "k", "K", T0, &org, &err);
+	struct store *s = open_with_org("secrets", path, sizeof(path), &opt, &org);
+	struct hk_err err;
 	struct store_endpoint ep[EPS];
 	char secret[EPS][32];
 	for (int i = 0; i < EPS; i++) {
@@ -270,10 +282,9 @@ static void test_release_memory(void)
 {
 	enum { HELD = 100000, BATCH = 2000 };
 	char path[256];
-	struct store *s = open_tmp("release", path, sizeof(path), NULL);
-	struct hk_err err;
 	int64_t org;
-	store_org_create(s, "r", "R", T0, &org, &err);
+	struct store *s = open_with_org("release", path, sizeof(path), NULL, &org);
+	struct hk_err err;
 	struct store_endpoint ep, out;
 	make_endpoint(s, org, "[\"held\"]", &ep);
 	struct store_endpoint_patch off = { .is_active = 0 }, on = { .is_active = 1 };
@@ -365,6 +376,99 @@ static void test_breaker_holds(struct store *s, int64_t org2)
 	      "claim skips endpoints at their in-flight cap");
 }
 
+/* Claim up to 4 at `now`; the first job is kept in *job (cleared first),
+ * the rest cleared. Returns how many. */
+static size_t claim_one(struct store *s, int64_t now, struct store_job *job)
+{
+	struct store_job jobs[4];
+	size_t n = 0;
+	struct hk_err err;
+	store_job_clear(job);
+	if (store_claim(s, now, now + 30000, 4, NULL, jobs, &n, &err) != HK_OK)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (i == 0)
+			*job = jobs[0];
+		else
+			store_job_clear(&jobs[i]);
+	}
+	return n;
+}
+
+static hk_status record_as(struct store *s, const struct store_job *job, bool ok, int64_t retry_at)
+{
+	struct store_result r = {
+		.delivery_id = job->delivery_id, .endpoint_id = job->endpoint_id, .lease = job->lease,
+		.row = job->row, .attempt_number = job->attempt_count + 1, .started_at = T0,
+		.http_status = ok ? 200 : 500, .error = ok ? NULL : "HTTP 500", .success = ok,
+		.status = ok ? DELIVERY_SUCCEEDED : DELIVERY_PENDING, .next_attempt_at = retry_at,
+	};
+	char paused[1][UUID_STR_LEN];
+	size_t np;
+	struct hk_err err;
+	return store_record(s, &r, 1, 0, paused, &np, &err);
+}
+
+/* A claim visits only the endpoints it knows to have something due
+ * (duemap.h), learnt once from the database and then from each write that
+ * makes a delivery claimable. Each such write is claimed from at once,
+ * well before the next walk of the database would find it. */
+static void test_every_write_is_claimable(void)
+{
+	char path[256];
+	int64_t org;
+	struct store *s = open_with_org("due", path, sizeof(path), NULL, &org);
+	struct hk_err err;
+	struct store_endpoint ep, out;
+	make_endpoint(s, org, "[\"*\"]", &ep);
+	struct store_job job = { 0 };
+	CHECK(claim_one(s, T0 + 1, &job) == 0, "nothing is due on a new store");
+	struct store_publish p;
+	fill_publish(&p, org, "due", NULL, "{}");
+	store_publish_batch(s, &p, 1, &err);
+	CHECK(claim_one(s, T0 + 10, &job) == 1, "a published delivery is claimed at once");
+	CHECK(record_as(s, &job, false, T0 + 5000) == HK_OK && claim_one(s, T0 + 20, &job) == 0,
+	      "a failed attempt's retry is not claimed before it is due");
+	CHECK(claim_one(s, T0 + 5000, &job) == 1, "and is when it is");
+	struct store_lease back = { .lease = job.lease };
+	memcpy(back.delivery_id, job.delivery_id, UUID_STR_LEN);
+	CHECK(store_unclaim(s, &back, 1, T0 + 5001, &err) == HK_OK &&
+	      claim_one(s, T0 + 5002, &job) == 1, "a delivery given back is claimed again at once");
+	char id[UUID_STR_LEN];
+	memcpy(id, job.delivery_id, UUID_STR_LEN);
+	CHECK(record_as(s, &job, true, 0) == HK_OK && claim_one(s, T0 + 6000, &job) == 0,
+	      "a delivered one is done");
+	CHECK(store_delivery_retry(s, org, id, T0 + 6001, &err) == HK_OK &&
+	      claim_one(s, T0 + 6002, &job) == 1, "a manual retry is claimed at once");
+	record_as(s, &job, true, 0);
+	struct store_endpoint_patch off = { .is_active = 0 }, on = { .is_active = 1 };
+	store_endpoint_update(s, org, ep.id, &off, T0, &out, &err);
+	store_endpoint_clear(&out);
+	fill_publish(&p, org, "due", NULL, "{}");
+	store_publish_batch(s, &p, 1, &err);
+	CHECK(claim_one(s, T0 + 7000, &job) == 0, "a paused endpoint's delivery waits");
+	store_endpoint_update(s, org, ep.id, &on, T0, &out, &err);
+	store_endpoint_clear(&out);
+	CHECK(store_endpoint_release(s, ep.id, NULL, NULL, &err) == HK_OK &&
+	      claim_one(s, T0 + 7001, &job) == 1, "and is claimed at once when it is enabled again");
+	record_as(s, &job, true, 0);
+	/* A second store on the file is another process to SQLite's backend:
+	 * it sees the first one's writes only by walking the database. */
+	struct store *other = NULL;
+	CHECK(store_open(path, NULL, &other, &err) == HK_OK && claim_one(other, T0 + 8000, &job) == 0,
+	      "a second store on the file finds nothing due");
+	fill_publish(&p, org, "due", NULL, "{}");
+	store_publish_batch(s, &p, 1, &err);
+	usleep(1100 * 1000);
+	CHECK(other && claim_one(other, T0 + 8001, &job) == 1,
+	      "it claims what the first published within a second");
+	store_job_clear(&job);
+	if (other)
+		store_close(other);
+	store_close(s);
+	remove_tmp(path);
+}
+
 static void test_stats(struct store *s, int64_t org3, long attempts)
 {
 	struct store_endpoint ep;
@@ -417,6 +521,7 @@ int main(int argc, char **argv)
 	test_lease_fencing(s, org);
 	test_breaker_holds(s, org2);
 	test_unclaim();
+	test_every_write_is_claimable();
 	test_claim_secrets();
 	test_release_memory();
 	test_stats(s, org3, big);
