@@ -1,6 +1,7 @@
 """Leases fence stale workers: a hookd paused (SIGSTOP) past its lease, then
 resumed, writes nothing; the worker that claimed the delivery after the
-lease expired is the one whose attempt counts."""
+lease expired is the one whose attempt counts. A hookd killed mid-attempt
+and started again attempts at once, without waiting for its dead lease."""
 import os
 import signal
 import time
@@ -43,3 +44,29 @@ def test_worker_paused_past_its_lease_writes_nothing(ctx):
     st, d, _ = b.request("GET", BASE + "/deliveries/" + detail()["id"], key=key)
     assert d["attempt_count"] == 1 and len(d["attempts"]) == 1, d
     assert d["status"] == "succeeded"
+
+
+def test_restart_after_kill9_attempts_again_at_once(ctx):
+    """Leases of a process that died are taken back when hookd starts again
+    (on SQLite, as the file's only user; on PostgreSQL, because the dead
+    node's liveness lock is gone), not when they would expire a minute on."""
+    r = ctx.receiver()
+    args = ["--allow-targets", "127.0.0.0/8", "--ca-file", ctx.certs["ca"],
+            "--connect-timeout", "1s", "--attempt-timeout", "60s", "--retry-schedule", "1h"]
+    h = ctx.hookd(extra_args=args)
+    st, ep, _ = h.request("POST", BASE + "/endpoints", {"url": r.url("/sleep/2000"), "event_types": ["*"]})
+    assert st == 201, ep
+    st, pub, _ = h.request("POST", "/v1/events", {"event_type": "x", "payload": {}})
+    assert st == 202
+    time.sleep(0.5)  # claimed and sent; the receiver answers only after 2 s
+    assert r.requests("/sleep/2000") == []
+    h.kill9()  # mid-attempt: the delivery stays leased for 61 s
+    t = time.time()
+    h.restart()
+
+    def status():
+        st, ds, _ = h.request("GET", BASE + "/endpoints/" + ep["id"] + "/deliveries")
+        return ds["deliveries"][0]["status"]
+    wait_until(lambda: status() == "succeeded", 15, "the delivery to be attempted again and succeed")
+    assert time.time() - t < 15
+    assert len(r.requests("/sleep/2000")) == 2, "the killed attempt and the one after the restart"
