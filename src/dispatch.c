@@ -1398,6 +1398,11 @@ void dispatch_wake_cb(void *d)
 	dispatch_wake(d);
 }
 
+void dispatch_paused_cb(void *d, const char *endpoint_id)
+{
+	dispatch_paused(d, endpoint_id);
+}
+
 int dispatch_watch(struct dispatch *d, const char *delivery_id, dispatch_watch_fn fn, void *arg)
 {
 	struct watcher *w = calloc(1, sizeof(*w));

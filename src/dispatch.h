@@ -76,10 +76,13 @@ void dispatch_wake(struct dispatch *d);
 /* dispatch_wake as a void (*)(void *) callback, for modules that wake it
  * without knowing it (the publisher, the store). */
 void dispatch_wake_cb(void *d);
-/* The endpoint was paused through the API (the pause committed): what this
- * dispatcher claimed ahead for it goes back to the store unattempted, as
- * after a pause by the breaker. Attempts under way finish. Any thread. */
+/* The endpoint was paused through the API, or by another node (the pause
+ * committed): what this dispatcher claimed ahead for it goes back to the
+ * store unattempted, as after a pause by its own breaker. Attempts under
+ * way finish. Any thread. */
 void dispatch_paused(struct dispatch *d, const char endpoint_id[UUID_STR_LEN]);
+/* dispatch_paused as a callback, for the store's listener. */
+void dispatch_paused_cb(void *d, const char *endpoint_id);
 
 /* Called once, on the recorder thread, when the attempt of delivery_id that
  * follows this call has been recorded: r holds the outcome (r->fenced when it

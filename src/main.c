@@ -256,8 +256,11 @@ static int server_start(struct server *sv)
 		fprintf(stderr, "hookd: %s\n", err.msg);
 		return 1;
 	}
-	/* Other nodes on the same database wake our dispatcher (PostgreSQL). */
-	if (store_listen(sv->store, dispatch_wake_cb, sv->dispatch, &err) != HK_OK) {
+	/* Other nodes on the same database wake our dispatcher, and tell it of
+	 * the endpoints they pause (PostgreSQL). */
+	struct store_listener on = { .wake = dispatch_wake_cb, .paused = dispatch_paused_cb,
+	                             .arg = sv->dispatch };
+	if (store_listen(sv->store, &on, &err) != HK_OK) {
 		fprintf(stderr, "hookd: %s\n", err.msg);
 		return 1;
 	}

@@ -335,15 +335,15 @@ hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, 
 	return n ? s->ops->unclaim(s, l, n, now, err) : HK_OK;
 }
 
-hk_status store_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err)
+hk_status store_listen(struct store *s, const struct store_listener *l, struct hk_err *err)
 {
-	return s->ops->listen ? s->ops->listen(s, wake, arg, err) : HK_OK;
+	return s->ops->listen ? s->ops->listen(s, l, err) : HK_OK;
 }
 
 void store_unlisten(struct store *s)
 {
 	if (s->ops->listen)
-		s->ops->listen(s, NULL, NULL, NULL);
+		s->ops->listen(s, NULL, NULL);
 }
 
 hk_status store_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err)

@@ -358,11 +358,22 @@ hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, 
 
 /* ---- other writers ------------------------------------------------------- */
 
-/* Call wake(arg) from a store thread whenever another process sharing this
- * store makes deliveries due (PostgreSQL's NOTIFY), so an idle dispatcher
- * claims at once rather than at its next poll. A no-op where the process is
- * the only writer (SQLite). Stop with store_unlisten before arg dies. */
-hk_status store_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+/* What another process sharing the store tells this one (PostgreSQL's
+ * NOTIFY), called on a store thread. */
+struct store_listener {
+	/* Deliveries became due: an idle dispatcher claims at once rather than
+	 * at its next poll. */
+	void (*wake)(void *arg);
+	/* The endpoint was paused (by any process, this one included): what was
+	 * claimed ahead for it must not be sent. */
+	void (*paused)(void *arg, const char *endpoint_id);
+	void *arg;
+};
+
+/* Listen for what other processes sharing this store do. A no-op where the
+ * process is the only writer (SQLite). Stop with store_unlisten before arg
+ * dies; *l is copied. */
+hk_status store_listen(struct store *s, const struct store_listener *l, struct hk_err *err);
 void store_unlisten(struct store *s);
 
 /* ---- statistics ---------------------------------------------------------- */

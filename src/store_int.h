@@ -45,7 +45,7 @@ struct store_ops {
 	hk_status (*unclaim)(struct store *s, const struct store_lease *l, size_t n, int64_t now, struct hk_err *err);
 	hk_status (*stats)(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
 	/* NULL when the backend has no other writers to hear from (SQLite). */
-	hk_status (*listen)(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+	hk_status (*listen)(struct store *s, const struct store_listener *l, struct hk_err *err);
 };
 
 struct store {

@@ -16,7 +16,8 @@
  *     the lease's end, so the work of a node that dies becomes due again for
  *     the others by itself;
  *   - a publish ends with NOTIFY hookd_due, and every node LISTENs, so idle
- *     nodes wake at once instead of polling;
+ *     nodes wake at once instead of polling; a pause names its endpoint
+ *     there too, so no node sends what it claimed ahead for it;
  *   - counters are changed by atomic UPDATEs (breaker, rollup upserts), never
  *     read-modify-written in C; idempotency keys are settled by the unique
  *     index with INSERT ... ON CONFLICT DO NOTHING;
@@ -97,6 +98,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 	                     " WHERE id = $1 AND org_id = $2 RETURNING secret_version",
 	[PS_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE endpoint_id = $1 AND status = 0 AND held = 0",
 	[PS_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE endpoint_id = $1 AND status = 0 AND held = 1",
+	/* Tell every node, at commit, that endpoint $1 was paused. */
+	[PS_EP_PAUSED] = "SELECT pg_notify('" PG_CHANNEL "', '" PG_PAUSED "' || $1)",
 	[PS_EP_FANOUT] = "SELECT id, is_active, event_types FROM endpoints WHERE org_id = $1",
 	[PS_ROLLUP_DELETE] = "DELETE FROM attempt_rollup WHERE endpoint_id = $1",
 	[PS_EV_IDEM] = "SELECT id, encode(req_hash, 'hex'), fanout, created_at FROM events"
@@ -956,7 +959,11 @@ hk_status pg_endpoint_hold(struct pg_conn *c, const char *id, bool hold, struct 
 {
 	struct pg_params p = { 0 };
 	pp_text(&p, id);
-	return pg_do(c, hold ? PS_EP_HOLD : PS_EP_RELEASE, &p, NULL, err);
+	hk_status r = pg_do(c, hold ? PS_EP_HOLD : PS_EP_RELEASE, &p, NULL, err);
+	/* Other nodes may have claimed ahead for it: they give that back. */
+	if (r == HK_OK && hold)
+		r = pg_do(c, PS_EP_PAUSED, &p, NULL, err);
+	return r;
 }
 
 static hk_status endpoint_patch(struct pg_conn *c, int64_t org_id, const char *id,

@@ -439,7 +439,8 @@ hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int6
 /* ---- LISTEN/NOTIFY --------------------------------------------------------
  *
  * One thread per node holds its own connection in LISTEN hookd_due and calls
- * wake() for each notification. After its connection comes back from a
+ * wake() for each batch of notifications, and paused() for each that names
+ * a paused endpoint. After its connection comes back from a
  * break it calls wake() once too: notifications sent meanwhile are lost, and
  * a claim finds whatever they were about. Stopped through `stop` (a flag
  * read under the lock) with at most one poll interval of delay.
@@ -450,9 +451,17 @@ struct pg_listener {
 	bool stop;
 	struct pg_store *ps;
 	char *url;
-	void (*wake)(void *);
-	void *arg;
+	struct store_listener on;
 };
+
+/* A notification that names a paused endpoint: tell the dispatcher. */
+static void note_paused(struct pg_listener *l, const char *extra)
+{
+	size_t prefix = strlen(PG_PAUSED);
+	if (l->on.paused && strncmp(extra, PG_PAUSED, prefix) == 0 &&
+	    strlen(extra + prefix) == UUID_STR_LEN - 1)
+		l->on.paused(l->on.arg, extra + prefix);
+}
 
 static bool listener_stopping(struct pg_listener *l)
 {
@@ -490,10 +499,11 @@ static void listen_until_broken(struct pg_listener *l, PGconn *conn)
 		PGnotify *note;
 		while ((note = PQnotifies(conn)) != NULL) {
 			any = true;
+			note_paused(l, note->extra);
 			PQfreemem(note);
 		}
 		if (any)
-			l->wake(l->arg);
+			l->on.wake(l->on.arg);
 		if (PQstatus(conn) != CONNECTION_OK)
 			return;
 	}
@@ -521,7 +531,7 @@ static void *listener_main(void *arg)
 		}
 		if (backoff) {
 			log_info("listening for other nodes again", NULL);
-			l->wake(l->arg); /* notifications sent meanwhile are lost */
+			l->on.wake(l->on.arg); /* notifications sent meanwhile are lost */
 		}
 		backoff = 0;
 		listen_until_broken(l, conn);
@@ -549,11 +559,11 @@ void pg_listener_stop(struct pg_store *ps)
 	ps->listener = NULL;
 }
 
-hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err)
+hk_status pg_listen(struct store *s, const struct store_listener *on, struct hk_err *err)
 {
 	struct pg_store *ps = (struct pg_store *)s;
 	pg_listener_stop(ps);
-	if (!wake)
+	if (!on || !on->wake)
 		return HK_OK;
 	struct pg_listener *l = calloc(1, sizeof(*l));
 	if (!l || !(l->url = strdup(ps->url))) {
@@ -561,8 +571,7 @@ hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	}
 	l->ps = ps;
-	l->wake = wake;
-	l->arg = arg;
+	l->on = *on;
 	pthread_mutex_init(&l->lock, NULL);
 	if (pthread_create(&l->thread, NULL, listener_main, l) != 0) {
 		pthread_mutex_destroy(&l->lock);

@@ -17,14 +17,16 @@
 
 #include "store_int.h"
 
-/* The NOTIFY channel that tells every node new deliveries are due. */
+/* The NOTIFY channel that tells every node new deliveries are due, or,
+ * with a payload of PG_PAUSED and an endpoint id, that it was paused. */
 #define PG_CHANNEL "hookd_due"
+#define PG_PAUSED "paused "
 
 enum pg_stmt {
 	PS_ORG_INSERT, PS_ORG_GET, PS_ORG_COUNT,
 	PS_KEY_INSERT, PS_KEY_LOOKUP,
 	PS_EP_INSERT, PS_EP_GET, PS_EP_PRIMARY, PS_EP_LIST, PS_EP_UPDATE, PS_EP_DELETE,
-	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_FANOUT, PS_ROLLUP_DELETE,
+	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_PAUSED, PS_EP_FANOUT, PS_ROLLUP_DELETE,
 	PS_EV_IDEM, PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT,
 	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
 	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_NEXT_DUE,
@@ -148,7 +150,7 @@ hk_status pg_unclaim(struct store *s, const struct store_lease *l, size_t n, int
                      struct hk_err *err);
 hk_status pg_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
                    int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
-hk_status pg_listen(struct store *s, void (*wake)(void *), void *arg, struct hk_err *err);
+hk_status pg_listen(struct store *s, const struct store_listener *l, struct hk_err *err);
 /* Stop the listener thread, if any (store_close calls it). */
 void pg_listener_stop(struct pg_store *ps);
 

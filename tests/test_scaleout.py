@@ -1,8 +1,9 @@
 """Scale-out on PostgreSQL: several hookd nodes on one database share the
 work. Events are published to every node's API, each delivery is claimed by
 one node under a lease, a node killed with -9 leaves its leases to expire and
-the others deliver its work, and a PostgreSQL restart under load costs 503s
-for a few seconds and nothing that was acknowledged."""
+the others deliver its work, a pause through one node stops every node, and
+a PostgreSQL restart under load costs 503s for a few seconds and nothing
+that was acknowledged."""
 import collections
 import http.client
 import json
@@ -199,6 +200,35 @@ def test_three_nodes_exactly_once(ctx):
           "stats succeeded=%d failed=0" % (n_events, t_pub, n_events / t_pub,
                                           "/".join(map(str, per_node)), t_all,
                                           "/".join(map(str, delivered_by)), n_events))
+
+
+def test_a_pause_through_one_node_stops_every_node(ctx):
+    """Each node claims ahead for an endpoint at its cap. A pause through one
+    node's API reaches the others too: none sends what it claimed ahead."""
+    r = ctx.receiver()
+    db = ctx.new_database()
+    hs = nodes(ctx, 2, db, ["--max-in-flight-per-endpoint", "1"])
+    st, ep, _ = hs[0].request("POST", BASE + "/endpoints",
+                              {"url": r.url("/sleep/1500"), "event_types": ["*"]})
+    assert st == 201, ep
+    for i in range(12):  # each node: 1 in flight, 1 claimed ahead
+        st, _, _ = hs[i % 2].request("POST", "/v1/events", {"event_type": "t", "payload": {"i": i}})
+        assert st == 202
+    wait_until(lambda: len(r.requests()) >= 2, 15, "the first attempts answered")
+    path = BASE + "/endpoints/" + ep["id"]
+    assert hs[0].request("PATCH", path, {"is_active": False})[0] == 200
+    paused_ms = time.time() * 1000
+    time.sleep(4.0)  # those in flight answered (the receiver logs a request once answered)
+    late = [q for q in r.requests() if q["t_ms"] > paused_ms]
+    assert late == [], "the paused endpoint was contacted %d times" % len(late)
+    st, got, _ = hs[1].request("PATCH", path, {"url": r.url("/status/200"), "is_active": True})
+    assert st == 200 and got["is_active"] is True
+
+    def succeeded():
+        total, ds = all_deliveries(hs[1], ep["id"])
+        return total == 12 and all(d["status"] == "succeeded" for d in ds)
+    wait_until(succeeded, 30, "all 12 delivered once re-enabled")
+    assert len(r.requests()) == 12
 
 
 def test_kill9_node_mid_drain(ctx):
