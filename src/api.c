@@ -52,14 +52,6 @@ hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err)
 	return hk_fail(err, HK_ESTORE, "overloaded", "too many events waiting to be stored, try again");
 }
 
-hk_status api_endpoint_resume(struct app *app, const char *endpoint_id, struct hk_err *err)
-{
-	hk_status st = store_endpoint_release(app->store, endpoint_id, dispatch_wake_cb, app->dispatch,
-	                                      err);
-	dispatch_wake(app->dispatch); /* also for an endpoint with nothing held */
-	return st;
-}
-
 /* ---- checks -------------------------------------------------------------- */
 
 bool api_auth(struct http_req *req, struct app *app, struct store_auth *auth)

@@ -71,11 +71,6 @@ bool api_fail(struct http_req *req, const struct hk_err *err);
 /* Fill err for a publisher_submit refusal (why: its return value): 503
  * shutting_down or overloaded. Returns err->status. */
 hk_status api_publish_refused(enum publish_refusal why, struct hk_err *err);
-/* After a patch that left the endpoint active: let its held deliveries go
- * (store_endpoint_release), waking the dispatcher as they become due. When
- * this fails the patch itself has still been applied; the same request
- * again finishes the release. */
-hk_status api_endpoint_resume(struct app *app, const char *endpoint_id, struct hk_err *err);
 
 /* ---- validation --------------------------------------------------------- */
 

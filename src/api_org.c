@@ -168,8 +168,6 @@ static void handle_patch(struct http_req *req, void *ctx)
 			st = check_primary_patch(app, auth.org_id, id, &p, &err);
 		if (st == HK_OK)
 			st = store_endpoint_update(app->store, auth.org_id, id, &p, tu_now_ms(), &ep, &err);
-		if (st == HK_OK && p.is_active == 1)
-			st = api_endpoint_resume(app, id, &err);
 		if (st == HK_OK && p.is_active == 0)
 			dispatch_paused(app->dispatch, ep.id);
 		if (st == HK_OK) {

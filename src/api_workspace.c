@@ -141,9 +141,7 @@ static void handle_put(struct http_req *req, void *ctx)
 	if (st == HK_OK)
 		st = put_webhook(app, auth.org_id, u ? json_string_value(u) : NULL,
 		                 e ? json_is_true(e) : -1, secret, &ep, &created, &err);
-	if (st == HK_OK && ep.is_active)
-		st = api_endpoint_resume(app, ep.id, &err);
-	else if (st == HK_OK)
+	if (st == HK_OK && !ep.is_active)
 		dispatch_paused(app->dispatch, ep.id);
 	if (st == HK_OK) {
 		reply_webhook(req, &ep, created ? secret : NULL);

@@ -274,11 +274,6 @@ hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id,
 	return s->ops->endpoint_update(s, org_id, id, p, now, out, err);
 }
 
-hk_status store_endpoint_release(struct store *s, const char *id, void (*released)(void *), void *arg, struct hk_err *err)
-{
-	return s->ops->endpoint_release ? s->ops->endpoint_release(s, id, released, arg, err) : HK_OK;
-}
-
 hk_status store_endpoint_delete(struct store *s, int64_t org_id, const char *id, struct hk_err *err)
 {
 	return s->ops->endpoint_delete(s, org_id, id, err);

@@ -145,23 +145,18 @@ hk_status store_endpoint_primary(struct store *s, int64_t org_id, struct store_e
 /* All endpoints of the org, newest first; *out freed with store_endpoint_free_array. */
 hk_status store_endpoint_list(struct store *s, int64_t org_id, struct store_endpoint **out,
                               size_t *n, struct hk_err *err);
-/* Apply the patch and return the endpoint as it now is in *out. Pausing holds
- * its pending deliveries (on SQLite in chunks of their own transactions,
- * after the pause is committed and before this returns); re-enabling
- * (is_active 1) resets consecutive_failures. After a patch that leaves it
- * active, call store_endpoint_release to let the held deliveries go. */
+/* Apply the patch and return the endpoint as it now is in *out. Pausing
+ * (is_active 0) holds its pending deliveries; re-enabling (is_active 1)
+ * releases them, oldest first, and resets consecutive_failures. On
+ * PostgreSQL, whose row locks stall no other writer, both happen in the
+ * patch's transaction. On SQLite they go on after this returns, on a thread
+ * of the store's, in chunks of their own transactions so that publishes and
+ * deliveries go on meanwhile; the listener's wake (store_listen) follows
+ * each chunk released, and a start after a crash finishes what was cut
+ * short (store_release_leases). Claims skip a paused endpoint at once. */
 hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, int64_t now,
                                 struct store_endpoint *out, struct hk_err *err);
-/* Release the held deliveries of an active endpoint, oldest first, and call
- * released(arg) (may be NULL) each time more of them are due. On SQLite this
- * goes in chunks of their own transactions, so that publishes and deliveries
- * go on meanwhile; it stops if the endpoint is paused again, and held
- * deliveries of an active endpoint that a crash left behind are released by
- * store_release_leases. On PostgreSQL, whose row locks stall no other
- * writer, store_endpoint_update has already released them all. */
-hk_status store_endpoint_release(struct store *s, const char *id, void (*released)(void *),
-                                 void *arg, struct hk_err *err);
 /* Delete the endpoint with its deliveries and their attempts. */
 hk_status store_endpoint_delete(struct store *s, int64_t org_id, const char *id,
                                 struct hk_err *err);
@@ -358,21 +353,20 @@ hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, 
 
 /* ---- other writers ------------------------------------------------------- */
 
-/* What another process sharing the store tells this one (PostgreSQL's
- * NOTIFY), called on a store thread. */
+/* What happens in the store outside any call of this process, called on a
+ * store thread: another process's writes (PostgreSQL's NOTIFY), a backlog
+ * released in the background (SQLite). */
 struct store_listener {
 	/* Deliveries became due: an idle dispatcher claims at once rather than
 	 * at its next poll. */
 	void (*wake)(void *arg);
-	/* The endpoint was paused (by any process, this one included): what was
-	 * claimed ahead for it must not be sent. */
+	/* The endpoint was paused (PostgreSQL: by any node, this one included):
+	 * what was claimed ahead for it must not be sent. */
 	void (*paused)(void *arg, const char *endpoint_id);
 	void *arg;
 };
 
-/* Listen for what other processes sharing this store do. A no-op where the
- * process is the only writer (SQLite). Stop with store_unlisten before arg
- * dies; *l is copied. */
+/* Listen for it. Stop with store_unlisten before arg dies; *l is copied. */
 hk_status store_listen(struct store *s, const struct store_listener *l, struct hk_err *err);
 void store_unlisten(struct store *s);
 

@@ -31,7 +31,6 @@ struct store_ops {
 	hk_status (*endpoint_list)(struct store *s, int64_t org_id, struct store_endpoint **out, size_t *n, struct hk_err *err);
 	hk_status (*endpoint_update)(struct store *s, int64_t org_id, const char *id, const struct store_endpoint_patch *p, int64_t now, struct store_endpoint *out, struct hk_err *err);
 	/* NULL where endpoint_update releases them all itself. */
-	hk_status (*endpoint_release)(struct store *s, const char *id, void (*released)(void *), void *arg, struct hk_err *err);
 	hk_status (*endpoint_delete)(struct store *s, int64_t org_id, const char *id, struct hk_err *err);
 	hk_status (*endpoint_set_secret)(struct store *s, int64_t org_id, const char *id, const char *secret, int *version, struct hk_err *err);
 	hk_status (*publish_batch)(struct store *s, struct store_publish *items, size_t n, struct hk_err *err);

@@ -29,13 +29,13 @@
  * claimable (ss->due, duemap.h), so a claim reads only the endpoints with
  * something due. Asking the index instead cost a claim a few seeks for
  * every endpoint with anything pending, due or not: beside 2,000 endpoints
- * with an attempt in flight, that halved a drain. Every statement here that
+ * with an attempt in flight, that halved a drain. Every statement that
  * makes a delivery claimable sooner lowers its endpoint's time: a publish
- * (delivery_insert), a release (chunk), a manual retry, a scheduled retry
- * (record_delivery) and a claim given back (sq_unclaim). A walk of the
- * index (due_walk) fills it at start and after bulk repairs, and catches
- * up every 30 s as a safety net, or every second when another process
- * writes the file too.
+ * (delivery_insert), a release (store_sqlite_backlog.c), a manual retry, a
+ * scheduled retry (record_delivery) and a claim given back (sq_unclaim). A
+ * walk of the index (due_walk) fills it at start and after bulk repairs,
+ * and catches up every 30 s as a safety net, or every second when another
+ * process writes the file too.
  */
 #include "store_sqlite_int.h"
 
@@ -105,7 +105,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EP_DELETE] = "DELETE FROM endpoints WHERE id = ? AND org_id = ?",
 	[ST_EP_SET_SECRET] = "UPDATE endpoints SET secret = ?3, secret_version = secret_version + 1"
 	                     " WHERE id = ?1 AND org_id = ?2 RETURNING secret_version",
-	/* A chunk of an endpoint's backlog (sq_endpoint_hold, _release): ?2 is
+	/* A chunk of an endpoint's backlog (store_sqlite_backlog.c): ?2 is
 	 * where the previous chunk stopped, in the order of the index walked,
 	 * which each returns. A hold goes through the claimable rows, not the
 	 * endpoint's history: history only grows, the pending backlog drains.
@@ -262,7 +262,7 @@ static const char *const migrations[] = {
 	"  failed INTEGER NOT NULL,"
 	"  PRIMARY KEY(endpoint_id, minute)) WITHOUT ROWID;",
 	/* Held deliveries by endpoint, so a release finds them without walking
-	 * the endpoint's history (sq_endpoint_release). */
+	 * the endpoint's history (store_sqlite_backlog.c). */
 	"CREATE INDEX deliveries_held ON deliveries(endpoint_id, created_at) WHERE status = 0 AND held = 1;",
 	/* Claimable rows by endpoint, so a claim takes each endpoint's due
 	 * deliveries directly (sq_claim). Ordered by time alone, a claim walked
@@ -509,6 +509,7 @@ static void sq_close(struct store *s)
 	struct sq_store *ss = (struct sq_store *)s;
 	if (!ss)
 		return;
+	sq_backlog_stop(ss->backlog); /* before the connections it uses close */
 	if (ss->lock_fd >= 0)
 		close(ss->lock_fd);
 	struct sq_conn *c = ss->conns;
@@ -544,6 +545,10 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_key_create(&ss->key, NULL);
 	ss->sole = take_file_lock(ss);
+	if (!(ss->backlog = sq_backlog_start(ss))) {
+		sq_close(&ss->base);
+		return hk_fail(err, HK_EINTERNAL, NULL, "cannot start the backlog thread");
+	}
 	struct sq_conn *c = sq_conn(ss, err);
 	hk_status st = c ? migrate(c, err) : HK_ESTORE;
 	if (st != HK_OK) {
@@ -824,92 +829,6 @@ static hk_status sq_endpoint_list(struct store *s, int64_t org_id, struct store_
 	return HK_OK;
 }
 
-/* An endpoint's backlog is held and released in chunks, each its own
- * transaction: one UPDATE of a backlog of 300,000 held SQLite's write lock
- * for 0.6 s, and every publish and every delivery waited behind it
- * (5,000,000 would outlast the busy timeout). A chunk is about 10 ms of
- * work. A crash between chunks leaves a paused endpoint with deliveries
- * that are not held (claims skip them, but the next-due time counts them)
- * or an active one with deliveries still held; sq_release_leases repairs
- * both at start. */
-enum { CHUNK = 4096, CHUNK_PAUSE_US = 1000 };
-
-/* One chunk of ST_EP_HOLD or ST_EP_RELEASE from *from (IN/OUT: where the
- * next one starts) in a transaction of its own; *n (OUT) how many rows. */
-static hk_status chunk(struct sq_conn *c, enum stmt_id which, const char *id, int64_t *from,
-                       int *n, struct hk_err *err)
-{
-	*n = 0;
-	hk_status r = sq_tx_begin(c, err);
-	if (r != HK_OK)
-		return r;
-	sqlite3_stmt *st = sq_stmt(c, which, err);
-	r = st ? HK_OK : HK_ESTORE;
-	if (st) {
-		sq_bind_text(st, 1, id);
-		sqlite3_bind_int64(st, 2, *from);
-		sqlite3_bind_int(st, 3, CHUNK);
-		int rc;
-		int64_t last = *from;
-		while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-			int64_t at = sqlite3_column_int64(st, 0);
-			last = at > last ? at : last;
-			(*n)++;
-		}
-		sqlite3_reset(st);
-		r = rc == SQLITE_DONE ? sq_tx_commit(c, err) : sq_error(err, c->db, "chunk");
-		*from = last;
-		/* Released deliveries are claimable at their old due times. Also
-		 * after an empty chunk: a pause cut short leaves some never held. */
-		if (r == HK_OK && which == ST_EP_RELEASE)
-			duemap_lower(c->ss->due, id, INT64_MIN);
-	}
-	if (r != HK_OK) {
-		sq_tx_rollback(c);
-		*n = 0;
-	}
-	return r;
-}
-
-/* Chunk after chunk until one comes back short; after each that changed
- * something, call done(arg) (may be NULL). */
-static hk_status in_chunks(struct sq_conn *c, enum stmt_id which, const char *id,
-                           void (*done)(void *), void *arg, struct hk_err *err)
-{
-	int64_t from = INT64_MIN;
-	int n;
-	do {
-		hk_status r = chunk(c, which, id, &from, &n, err);
-		if (r != HK_OK)
-			return r;
-		if (n > 0 && done)
-			done(arg);
-		/* Let the writers that waited meanwhile have the lock: they poll
-		 * for it (busy_wait), and a BEGIN at once would win every time. */
-		if (n == CHUNK)
-			usleep(CHUNK_PAUSE_US);
-	} while (n == CHUNK);
-	return HK_OK;
-}
-
-/* Hold the pending deliveries of a paused endpoint, after the pause is
- * committed (outside any transaction). A failure is only logged: the
- * pause stands, claims skip what is left, and the next start holds it. */
-void sq_endpoint_hold(struct sq_conn *c, const char *id)
-{
-	struct hk_err err;
-	if (in_chunks(c, ST_EP_HOLD, id, NULL, NULL, &err) != HK_OK)
-		log_warn("holding a paused endpoint's deliveries failed; the next start finishes it",
-		         "endpoint=%s code=%s", id, err.code);
-}
-
-static hk_status sq_endpoint_release(struct store *s, const char *id, void (*released)(void *),
-                                     void *arg, struct hk_err *err)
-{
-	CONN_OR_FAIL(s, err);
-	return in_chunks(c, ST_EP_RELEASE, id, released, arg, err);
-}
-
 static hk_status endpoint_patch(struct sq_conn *c, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, struct hk_err *err)
 {
@@ -947,7 +866,9 @@ static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char 
 		sq_tx_rollback(c);
 		store_endpoint_clear(out);
 	} else if (p->is_active == 0) {
-		sq_endpoint_hold(c, id);
+		sq_backlog_hold(((struct sq_store *)s)->backlog, id);
+	} else if (p->is_active == 1) {
+		sq_backlog_release(((struct sq_store *)s)->backlog, id);
 	}
 	return r;
 }
@@ -1395,7 +1316,6 @@ const struct store_ops store_sqlite_ops = {
 	.endpoint_primary = sq_endpoint_primary,
 	.endpoint_list = sq_endpoint_list,
 	.endpoint_update = sq_endpoint_update,
-	.endpoint_release = sq_endpoint_release,
 	.endpoint_delete = sq_endpoint_delete,
 	.endpoint_set_secret = sq_endpoint_set_secret,
 	.publish_batch = sq_publish_batch,
@@ -1406,6 +1326,7 @@ const struct store_ops store_sqlite_ops = {
 	.next_due = sq_next_due,
 	.record = sq_record,
 	.release_leases = sq_release_leases,
+	.listen = sq_listen,
 	.unclaim = sq_unclaim,
 	.stats = sq_stats,
 };

@@ -387,7 +387,7 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 		*npaused = 0;
 	}
 	for (size_t i = 0; i < *npaused; i++)
-		sq_endpoint_hold(c, paused[i]);
+		sq_backlog_hold(c->ss->backlog, paused[i]);
 	return h;
 }
 

@@ -6,6 +6,7 @@
  *                         publishing, delivery history
  * store_sqlite_dispatch.c the dispatcher's side: claims, recording attempts,
  *                         leases, the stats rollup
+ * store_sqlite_backlog.c  holding and releasing backlogs, on a thread
  */
 #ifndef HK_STORE_SQLITE_INT_H
 #define HK_STORE_SQLITE_INT_H
@@ -18,6 +19,7 @@
 
 struct duemap;
 struct seal;
+struct sq_backlog;
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
@@ -51,6 +53,7 @@ struct sq_store {
 	int lock_fd; /* "<db>.lock", flock'd while open when sole */
 	bool sole;   /* no other process has the file open through hookd */
 	struct duemap *due; /* when each endpoint has something due (duemap.h) */
+	struct sq_backlog *backlog; /* holds and releases (store_sqlite_backlog.c) */
 };
 
 /* This thread's connection, opened on first use; NULL with err filled. */
@@ -68,9 +71,6 @@ void sq_tx_rollback(struct sq_conn *c);
 void sq_bind_text(sqlite3_stmt *st, int i, const char *s);
 void sq_col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap);
 char *sq_col_dup(sqlite3_stmt *st, int i);
-/* Hold a paused endpoint's pending deliveries, in chunks of their own
- * transactions (so never inside one); failures are logged, not returned. */
-void sq_endpoint_hold(struct sq_conn *c, const char *id);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *sq_open_secret(const struct sq_store *ss, const char *id, const char *value);
 /* Run SQL with no result (pragmas, DDL). */
@@ -88,6 +88,17 @@ hk_status sq_unclaim(struct store *s, const struct store_lease *l, size_t n, int
                      struct hk_err *err);
 hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
                    int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
+
+/* Backlogs in the background (store_sqlite_backlog.c). Start its thread
+ * (NULL on failure); stop it, leaving what is queued to the next start. */
+struct sq_backlog *sq_backlog_start(struct sq_store *ss);
+void sq_backlog_stop(struct sq_backlog *b);
+/* Queue holding a paused endpoint's pending deliveries, or releasing an
+ * active one's, after the pause or re-enable committed. Returns at once. */
+void sq_backlog_hold(struct sq_backlog *b, const char *id);
+void sq_backlog_release(struct sq_backlog *b, const char *id);
+/* store_listen: the wake goes after each chunk released. */
+hk_status sq_listen(struct store *s, const struct store_listener *on, struct hk_err *err);
 
 /* Every operation starts the same way: this thread's connection. */
 #define CONN_OR_FAIL(s, err)                                   \
