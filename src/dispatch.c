@@ -5,7 +5,7 @@
  *   - wake flag: any thread sets d->wake under d->lock and signals
  *     d->claim_cond; the claimer thread reads and clears it under d->lock.
  *   - ready jobs: the claimer appends the jobs of a claim to d->ready under
- *     d->lock and calls curl_multi_wakeup; the loop swaps the whole array
+ *     d->lock and calls curlpoll_wakeup; the loop swaps the whole array
  *     out under d->lock and starts the jobs.
  *   - watchers: registered under d->lock by API threads; run and removed by
  *     the recorder thread, under d->lock taken only to unlink them.
@@ -60,6 +60,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "curlpoll.h"
 #include "heap.h"
 #include "log.h"
 #include "sign.h"
@@ -149,6 +150,7 @@ struct dispatch {
 	bool one_writer;
 	pthread_t loop_thread, rec_thread, claim_thread;
 	CURLM *multi;
+	struct curlpoll *poll; /* drives multi; curlpoll_wakeup from any thread */
 	/* loop thread only */
 	unsigned in_flight;  /* transfers started, not finished */
 	struct xfer *free_xfers;
@@ -869,7 +871,7 @@ static void take_released(struct dispatch *d)
 		ep_forget_if_idle(d, e);
 	}
 	if (handed)
-		curl_multi_wakeup(d->multi);
+		curlpoll_wakeup(d->poll);
 	d->freed += (unsigned)d->released.n;
 	d->released.n = 0;
 	if (d->retry_due && (!d->next_due || d->retry_due < d->next_due))
@@ -883,7 +885,7 @@ static void hand_over(struct dispatch *d, struct store_job *jobs, size_t n)
 	pthread_mutex_lock(&d->lock);
 	bool ok = ready_append(d, jobs, n);
 	if (ok)
-		curl_multi_wakeup(d->multi);
+		curlpoll_wakeup(d->poll);
 	pthread_mutex_unlock(&d->lock);
 	if (!ok)
 		for (size_t i = 0; i < n; i++)
@@ -1106,17 +1108,11 @@ static void *loop_main(void *arg)
 			deadline = tu_mono_ms() + d->cfg->grace_ms;
 		if (stopping && (d->in_flight == 0 || tu_mono_ms() >= deadline))
 			break;
-		int running;
-		curl_multi_perform(d->multi, &running);
+		curlpoll_run(d->poll, POLL_MAX_MS);
 		collect(d);
 		give_back(d); /* first: the claimer refills while the recorder writes */
 		hand_outcomes(d);
 		release_heap(d);
-		long t = POLL_MAX_MS;
-		curl_multi_timeout(d->multi, &t);
-		if (t < 0 || t > POLL_MAX_MS)
-			t = POLL_MAX_MS;
-		curl_multi_poll(d->multi, NULL, 0, (int)t, NULL);
 	}
 	/* Grace is over: abandon what is still in flight (its lease expires). */
 	while (d->active) {
@@ -1326,7 +1322,7 @@ static int start_threads(struct dispatch *d)
 	if (pthread_create(&d->claim_thread, NULL, claimer_main, d) != 0) {
 		pthread_mutex_lock(&d->lock);
 		d->stopping = true;
-		curl_multi_wakeup(d->multi);
+		curlpoll_wakeup(d->poll);
 		pthread_mutex_unlock(&d->lock);
 		pthread_join(d->loop_thread, NULL);
 		pthread_join(d->rec_thread, NULL);
@@ -1341,7 +1337,9 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct dispatch *d = calloc(1, sizeof(*d));
-	if (!d || !(d->multi = curl_multi_init())) {
+	if (!d || !(d->multi = curl_multi_init()) || !(d->poll = curlpoll_new(d->multi))) {
+		if (d && d->multi)
+			curl_multi_cleanup(d->multi);
 		free(d);
 		hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		return NULL;
@@ -1366,6 +1364,7 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	pthread_cond_init(&d->claim_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (start_threads(d) != 0) {
+		curlpoll_free(d->poll);
 		curl_multi_cleanup(d->multi);
 		pthread_cond_destroy(&d->claim_cond);
 		pthread_cond_destroy(&d->cond);
@@ -1428,7 +1427,7 @@ void dispatch_stop(struct dispatch *d)
 	pthread_mutex_lock(&d->lock);
 	d->stopping = true;
 	pthread_cond_signal(&d->claim_cond);
-	curl_multi_wakeup(d->multi);
+	curlpoll_wakeup(d->poll);
 	pthread_mutex_unlock(&d->lock);
 	if (!d->one_writer)
 		pthread_join(d->claim_thread, NULL);
@@ -1468,6 +1467,7 @@ void dispatch_free(struct dispatch *d)
 			free(e->ring);
 			free(e);
 		}
+	curlpoll_free(d->poll);
 	curl_multi_cleanup(d->multi);
 	for (size_t i = 0; i < d->nready; i++)
 		store_job_clear(&d->ready[i]);

@@ -5,17 +5,19 @@
  * Threads and hand-offs (the design in one paragraph):
  *   - the claimer thread claims due deliveries from the store with a lease
  *     (store_claim) and hands the jobs to the loop through a mutex-protected
- *     array, waking it with curl_multi_wakeup. It keeps the per-endpoint and
+ *     array, waking it with curlpoll_wakeup. It keeps the per-endpoint and
  *     global in-flight counts, and claims when woken (a publish, another
  *     node's NOTIFY), when slots come back, when a retry is due, and at
  *     least once a second. Claims have their own thread because a claim
  *     waits for the store's write lock, which a commit holds through its
  *     fsync: the loop must never wait there.
- *   - the loop thread owns the curl multi handle. It starts one transfer per
- *     job, and when a transfer ends it decides the outcome (success, retry at
- *     a time from the schedule or Retry-After, or final failure) and hands a
- *     result to the recorder through a mutex-protected queue. A success's
- *     endpoint slot goes back to the claimer at once.
+ *   - the loop thread owns the curl multi handle, which it drives with
+ *     curl_multi_socket_action on only the sockets that are ready (curlpoll.h),
+ *     so attempts that hang cost little while they wait. It starts one
+ *     transfer per job, and when a transfer ends it decides the outcome
+ *     (success, retry at a time from the schedule or Retry-After, or final
+ *     failure) and hands a result to the recorder through a mutex-protected
+ *     queue. A success's endpoint slot goes back to the claimer at once.
  *   - the recorder thread takes every result queued so far and writes them in
  *     one transaction (store_record: one fsync for many attempts), gives the
  *     slots of failed attempts back (only now, so a breaker pause is in the

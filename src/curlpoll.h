@@ -1,0 +1,42 @@
+/*
+ * curlpoll: drive a libcurl multi handle through curl_multi_socket_action,
+ * over a poll set of its own, so that libcurl works only on the transfers
+ * whose sockets are ready or whose timers ran out.
+ *
+ * curl_multi_perform, which the dispatcher's loop called before, works on
+ * every transfer each time, ready or not: with libcurl 7.88 a transfer
+ * still in its TLS handshake costs an SSL_connect attempt per call, one
+ * waiting for its answer a recv. Beside 500 endpoints each with an attempt
+ * hanging, a drain to another endpoint ran at half its rate. Here each
+ * socket libcurl watches sits in a pollfd array (libcurl keeps each
+ * socket's index for us, curl_multi_assign), so poll() finds the ready
+ * ones and only they go to libcurl. The set is maintained in user space,
+ * not in an epoll instance: epoll_ctl on every connection that goes idle
+ * and back cost more than it saved when all transfers were busy (see
+ * bench/RESULTS.md).
+ *
+ * One thread uses a curlpoll (with its multi handle); curlpoll_wakeup is
+ * the one call any thread may make.
+ */
+#ifndef HK_CURLPOLL_H
+#define HK_CURLPOLL_H
+
+#include <curl/curl.h>
+
+struct curlpoll;
+
+/* Take over multi's socket and timer callbacks. NULL when out of memory. */
+struct curlpoll *curlpoll_new(CURLM *multi);
+/* Give the callbacks back to libcurl, then free: before curl_multi_cleanup. */
+void curlpoll_free(struct curlpoll *p);
+
+/* Wait at most max_ms for a ready socket, libcurl's next timeout or a
+ * wakeup, and hand libcurl what came. Finished transfers are then waiting
+ * in curl_multi_info_read. */
+void curlpoll_run(struct curlpoll *p, int max_ms);
+
+/* Make the curlpoll_run under way, or the next one, return at once. Any
+ * thread. */
+void curlpoll_wakeup(struct curlpoll *p);
+
+#endif
