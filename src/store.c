@@ -140,37 +140,55 @@ bool store_rollup_add(struct store_rollup *ru, const struct store_result *r)
 	return true;
 }
 
-bool store_breaker_add(struct store_breaker *b, const struct store_result *r)
+/* A result by endpoint, then by its place in the batch. */
+struct fold_item {
+	const char *endpoint;
+	size_t i;
+};
+
+static int cmp_fold(const void *a, const void *b)
 {
-	size_t i = 0;
-	while (i < b->n && strcmp(b->e[i].endpoint, r->endpoint_id) != 0)
-		i++;
-	if (i == b->n) {
-		if (b->n == sizeof(b->e) / sizeof(b->e[0]))
-			return false;
-		b->n++;
-		b->e[i].endpoint = r->endpoint_id;
-		b->e[i].reset = false;
-		b->e[i].add = 0;
+	const struct fold_item *x = a, *y = b;
+	int c = strcmp(x->endpoint, y->endpoint);
+	return c ? c : (x->i > y->i) - (x->i < y->i);
+}
+
+bool store_breaker_fold(struct store_breaker *b, const struct store_result *r, size_t n)
+{
+	b->n = 0;
+	b->e = NULL;
+	struct fold_item *items = malloc((n ? n : 1) * sizeof(*items));
+	if (!items)
+		return false;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!r[i].fenced)
+			items[k++] = (struct fold_item){ r[i].endpoint_id, i };
+	qsort(items, k, sizeof(*items), cmp_fold);
+	if (k && !(b->e = malloc(k * sizeof(*b->e)))) {
+		free(items);
+		return false;
 	}
-	if (r->success) {
-		b->e[i].reset = true;
-		b->e[i].add = 0;
-	} else {
-		b->e[i].add++;
+	for (size_t j = 0; j < k; j++) {
+		if (j == 0 || strcmp(items[j].endpoint, items[j - 1].endpoint) != 0)
+			b->e[b->n++] = (struct store_breaker_change){ .endpoint = items[j].endpoint };
+		struct store_breaker_change *e = &b->e[b->n - 1];
+		if (r[items[j].i].success) {
+			e->reset = true;
+			e->add = 0;
+		} else {
+			e->add++;
+		}
 	}
+	free(items);
 	return true;
 }
 
-static int cmp_breaker(const void *a, const void *b)
+void store_breaker_clear(struct store_breaker *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-void store_breaker_sort(struct store_breaker *b)
-{
-	/* endpoint is the first member: compare entries by it. */
-	qsort(b->e, b->n, sizeof(b->e[0]), cmp_breaker);
+	free(b->e);
+	b->e = NULL;
+	b->n = 0;
 }
 
 const char *store_backend(const struct store *s)

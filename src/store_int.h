@@ -109,19 +109,21 @@ struct store_rollup {
 bool store_rollup_add(struct store_rollup *ru, const struct store_result *r);
 
 /* The breaker's change of one batch, folded per endpoint in batch order:
- * after the last success the counter is `add`, else it grows by `add`. */
+ * after the last success the counter is `add`, else it grows by `add`.
+ * Sorted by endpoint, so concurrent writers lock endpoint rows in one order. */
 struct store_breaker {
 	size_t n;
-	struct {
-		const char *endpoint;
+	struct store_breaker_change {
+		const char *endpoint; /* points into the results folded */
 		bool reset;
 		int add;
-	} e[256];
+	} *e;
 };
 
-/* Count r in b. false when b is full. Sort with store_breaker_sort before
- * writing, so concurrent writers lock endpoint rows in one order. */
-bool store_breaker_add(struct store_breaker *b, const struct store_result *r);
-void store_breaker_sort(struct store_breaker *b);
+/* Fold the results of a batch that were not fenced off into b, any number
+ * of endpoints (a fixed 256 once failed a batch for good). false when out
+ * of memory. Free with store_breaker_clear. */
+bool store_breaker_fold(struct store_breaker *b, const struct store_result *r, size_t n);
+void store_breaker_clear(struct store_breaker *b);
 
 #endif

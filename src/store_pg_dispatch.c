@@ -180,9 +180,6 @@ hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
  * threshold is then paused by plain statements (rare: once per endpoint).
  */
 
-#define BREAKER_MAX \
-	(sizeof(((struct store_breaker *)0)->e) / sizeof(((struct store_breaker *)0)->e[0]))
-
 struct rec_batch {
 	struct store_result *r;
 	size_t n;
@@ -191,7 +188,7 @@ struct rec_batch {
 	struct store_rollup ru;
 	size_t nrollups; /* rollup upserts queued */
 	struct store_breaker b;
-	bool trip[BREAKER_MAX]; /* b.e[i] reached the threshold */
+	bool *trip; /* b.e[i] reached the threshold; b.n of them */
 };
 
 /* The batch's endpoints as a text[] literal; NULL when out of memory. */
@@ -337,10 +334,9 @@ static hk_status record_tx(struct pg_conn *c, struct rec_batch *rb, char (*pause
 	static const enum pg_stmt writes[] = { PS_BEGIN, PS_REC_LOCK, PS_REC_RESULT };
 	static const enum pg_stmt counters[] = { PS_REC_ROLLUP, PS_REC_ENDPOINT };
 	hk_status h = pg_pipeline(c, writes, 3, results_send, results_read, rb, err);
-	for (size_t i = 0; i < rb->n && h == HK_OK; i++)
-		if (!rb->r[i].fenced && !store_breaker_add(&rb->b, &rb->r[i]))
-			h = hk_fail(err, HK_EINTERNAL, NULL, "record batch has too many endpoints");
-	store_breaker_sort(&rb->b);
+	if (h == HK_OK && (!store_breaker_fold(&rb->b, rb->r, rb->n) ||
+	                   !(rb->trip = calloc(rb->b.n + 1, sizeof(*rb->trip)))))
+		h = hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	if (h == HK_OK && rb->b.n > 0)
 		h = pg_pipeline(c, counters, 2, counters_send, counters_read, rb, err);
 	for (size_t i = 0; i < rb->b.n && h == HK_OK; i++) {
@@ -368,6 +364,8 @@ hk_status pg_record(struct store *s, struct store_result *r, size_t n, int break
 		pg_tx_rollback(c);
 		*npaused = 0;
 	}
+	store_breaker_clear(&rb.b);
+	free(rb.trip);
 	free(rb.endpoints);
 	return h;
 }

@@ -335,7 +335,7 @@ static hk_status breaker_apply(struct sq_conn *c, const char *endpoint, bool res
 }
 
 static hk_status record_one(struct sq_conn *c, struct store_result *r, struct store_rollup *ru,
-                            struct store_breaker *b, struct hk_err *err)
+                            struct hk_err *err)
 {
 	hk_status h = record_delivery(c, r, err);
 	if (h != HK_OK || r->fenced)
@@ -344,8 +344,6 @@ static hk_status record_one(struct sq_conn *c, struct store_result *r, struct st
 		return h;
 	if (!store_rollup_add(ru, r) && (h = rollup_flush(c, ru, err)) == HK_OK)
 		store_rollup_add(ru, r);
-	if (h == HK_OK && !store_breaker_add(b, r))
-		h = hk_fail(err, HK_EINTERNAL, NULL, "record batch has too many endpoints");
 	return h;
 }
 
@@ -358,9 +356,11 @@ static hk_status record_tx(struct sq_conn *c, struct store_result *r, size_t n, 
 	struct store_breaker b = { 0 };
 	hk_status h = HK_OK;
 	for (size_t i = 0; i < n && h == HK_OK; i++)
-		h = record_one(c, &r[i], &ru, &b, err);
+		h = record_one(c, &r[i], &ru, err);
 	if (h == HK_OK)
 		h = rollup_flush(c, &ru, err);
+	if (h == HK_OK && !store_breaker_fold(&b, r, n))
+		h = hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	for (size_t i = 0; i < b.n && h == HK_OK; i++) {
 		bool tripped = false;
 		h = breaker_apply(c, b.e[i].endpoint, b.e[i].reset, b.e[i].add, threshold, &tripped,
@@ -368,6 +368,7 @@ static hk_status record_tx(struct sq_conn *c, struct store_result *r, size_t n, 
 		if (tripped)
 			memcpy(paused[(*npaused)++], b.e[i].endpoint, UUID_STR_LEN);
 	}
+	store_breaker_clear(&b);
 	return h;
 }
 

@@ -8,7 +8,8 @@ meanwhile. These tests read the database file itself: whether a delivery
 is held is not part of the API, but a paused endpoint whose backlog is not
 held slows every claim, and an active one whose backlog stays held never
 delivers it. A kill -9 between two chunks leaves either state behind; the
-next start must finish the job."""
+next start must finish the job. One more test locks the database file to
+make the recorder's batch span hundreds of endpoints."""
 import concurrent.futures
 import sqlite3
 import time
@@ -138,3 +139,26 @@ def test_restart_finishes_a_pause_cut_short(ctx):
     assert h.request("PATCH", path, {"is_active": True})[0] == 200
     r.wait_for(5, "/status/200")
     assert all(d["status"] == "succeeded" for d in settled(h, ep, 5))
+
+
+def test_a_record_batch_across_hundreds_of_endpoints(ctx):
+    # Attempts to 300 endpoints finish while the database is locked, so the
+    # recorder's next batch spans about 300 endpoints. A batch used to fold
+    # the breaker's counters for at most 256: it failed for good and was
+    # retried forever, and nothing was recorded or delivered after it.
+    h, r = start(ctx)
+    eps = [endpoint(h, r.url("/sleep/1000")) for _ in range(300)]
+    publish(h)
+    time.sleep(0.5)  # all claimed and sent; the receiver answers at 1 s
+    db = sqlite3.connect(h.db, timeout=10)
+    db.execute("BEGIN IMMEDIATE")
+    time.sleep(2.0)  # the answers come back meanwhile and queue up
+    db.rollback()
+    db.close()
+    wait_until(lambda: succeeded_all(h) == len(eps), 30, "all 300 attempts recorded")
+    assert "recording attempts failed" not in h.log_text()
+
+
+def succeeded_all(h):
+    return count(h, "status = 1")
+

@@ -495,6 +495,52 @@ static void test_every_write_is_claimable(void)
 	remove_tmp(path);
 }
 
+/* One record batch with attempts of more endpoints than a batch used to
+ * fold (256): it failed as "too many endpoints", and the dispatcher retried
+ * it forever, delivering nothing more. */
+static void test_record_across_many_endpoints(void)
+{
+	enum { EPS = 300 };
+	char path[256];
+	int64_t org;
+	struct store *s = open_with_org("wide", path, sizeof(path), NULL, &org);
+	struct hk_err err;
+	struct store_endpoint ep;
+	for (int i = 0; i < EPS; i++)
+		make_endpoint(s, org, "[\"*\"]", &ep);
+	struct store_publish p;
+	fill_publish(&p, org, "wide", NULL, "{}");
+	CHECK(store_publish_batch(s, &p, 1, &err) == HK_OK && p.deliveries == EPS,
+	      "one event fans out to 300 endpoints");
+	struct store_job *jobs = calloc(EPS, sizeof(*jobs));
+	struct store_result *r = calloc(EPS, sizeof(*r));
+	char(*paused)[UUID_STR_LEN] = calloc(EPS, UUID_STR_LEN);
+	size_t n = 0, np = 0;
+	CHECK(jobs && r && paused && store_claim(s, T0 + 1, T0 + 30000, EPS, NULL, jobs, &n, &err) == HK_OK &&
+	      n == EPS, "all 300 claimed");
+	for (size_t i = 0; i < n; i++)
+		r[i] = (struct store_result){ .delivery_id = jobs[i].delivery_id,
+			.endpoint_id = jobs[i].endpoint_id, .lease = jobs[i].lease, .row = jobs[i].row,
+			.attempt_number = 1, .started_at = T0 + 1, .http_status = 500, .error = "HTTP 500",
+			.status = DELIVERY_PENDING, .next_attempt_at = T0 + 60000 };
+	CHECK(store_record(s, r, n, 2, paused, &np, &err) == HK_OK && np == 0,
+	      "their attempts are recorded in one batch");
+	int counted = 0;
+	for (size_t i = 0; i < n; i++) {
+		struct store_endpoint got;
+		if (store_endpoint_get(s, org, jobs[i].endpoint_id, &got, &err) == HK_OK)
+			counted += got.consecutive_failures == 1;
+		store_endpoint_clear(&got);
+		store_job_clear(&jobs[i]);
+	}
+	CHECK_INT(counted, EPS, "each endpoint's failure counted once");
+	free(jobs);
+	free(r);
+	free(paused);
+	store_close(s);
+	remove_tmp(path);
+}
+
 static void test_stats(struct store *s, int64_t org3, long attempts)
 {
 	struct store_endpoint ep;
@@ -548,6 +594,7 @@ int main(int argc, char **argv)
 	test_breaker_holds(s, org2);
 	test_unclaim();
 	test_every_write_is_claimable();
+	test_record_across_many_endpoints();
 	test_claim_secrets();
 	test_release_memory();
 	test_stats(s, org3, big);
