@@ -23,7 +23,8 @@ def test_benchmark_smoke(ctx):
               "inflight_client_peak_rss_mib", "stats_p50_ms", "ceiling_over_limit",
               "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz",
               "pg1_ingest_rps", "pg1_drain_rps", "pg2_ingest_rps", "pg2_drain_rps",
-              "isolation_alone_rps", "isolation_rps", "isolation_ratio"):
+              "isolation_alone_rps", "isolation_rps", "isolation_ratio",
+              "beside_hanging_drain_rps", "beside_hanging_over_drain"):
         assert isinstance(r[k], (int, float)) and r[k] > 0, (k, r.get(k))
     # Both ends stamp to the millisecond: 0 ms is a real latency here.
     assert 0 <= r["latency_p50_ms"] <= r["latency_p99_ms"], r
@@ -34,4 +35,5 @@ def test_benchmark_smoke(ctx):
         assert r[k] == r["inflight"], (k, r[k])
     assert "drain / ceiling" in p.stdout and "PostgreSQL, 2 nodes: drain" in p.stdout
     assert "beside one hanging with 2000 due" in p.stdout
+    assert "drain beside 20 endpoints with one hanging each" in p.stdout
     assert r["pg2_drain_events"] >= 2000
