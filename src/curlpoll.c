@@ -26,6 +26,8 @@ struct curlpoll {
 	struct ready *ready; /* the ready sockets of one poll, as many as fds */
 	size_t n, cap;
 	int64_t timer_at;    /* tu_mono_ms when libcurl wants its timeout; -1: none */
+	long idle_kept;
+	long maxconnects;    /* CURLMOPT_MAXCONNECTS as last set */
 };
 
 static bool grow(struct curlpoll *p)
@@ -86,7 +88,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
-struct curlpoll *curlpoll_new(CURLM *multi)
+struct curlpoll *curlpoll_new(CURLM *multi, long idle_kept)
 {
 	struct curlpoll *p = calloc(1, sizeof(*p));
 	if (!p || !grow(p)) {
@@ -108,6 +110,7 @@ struct curlpoll *curlpoll_new(CURLM *multi)
 	p->n = 1;
 	p->multi = multi;
 	p->timer_at = -1;
+	p->idle_kept = idle_kept;
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, on_socket);
 	curl_multi_setopt(multi, CURLMOPT_SOCKETDATA, p);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, on_timer);
@@ -145,6 +148,24 @@ static size_t take_ready(struct curlpoll *p)
 	return k;
 }
 
+/* Connections in use (a socket watched each; fds[0] is ours) plus the
+ * idle ones to keep: set before each call that may end a transfer. */
+static void limit_connections(struct curlpoll *p)
+{
+	long want = (long)(p->n - 1) + p->idle_kept;
+	if (want != p->maxconnects) {
+		curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, want);
+		p->maxconnects = want;
+	}
+}
+
+static void act(struct curlpoll *p, curl_socket_t fd, int mask)
+{
+	int running;
+	limit_connections(p);
+	curl_multi_socket_action(p->multi, fd, mask, &running);
+}
+
 void curlpoll_run(struct curlpoll *p, int max_ms)
 {
 	int timeout = max_ms;
@@ -152,7 +173,6 @@ void curlpoll_run(struct curlpoll *p, int max_ms)
 		int64_t left = p->timer_at - tu_mono_ms();
 		timeout = left <= 0 ? 0 : left < max_ms ? (int)left : max_ms;
 	}
-	int running;
 	if (poll(p->fds, p->n, timeout) > 0) {
 		if (p->fds[0].revents) {
 			uint64_t v;
@@ -162,11 +182,11 @@ void curlpoll_run(struct curlpoll *p, int max_ms)
 		}
 		size_t k = take_ready(p);
 		for (size_t i = 0; i < k; i++)
-			curl_multi_socket_action(p->multi, p->ready[i].fd, p->ready[i].mask, &running);
+			act(p, p->ready[i].fd, p->ready[i].mask);
 	}
 	if (p->timer_at >= 0 && tu_mono_ms() >= p->timer_at) {
 		p->timer_at = -1; /* the action may set the next one */
-		curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+		act(p, CURL_SOCKET_TIMEOUT, 0);
 	}
 }
 

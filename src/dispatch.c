@@ -82,12 +82,7 @@
  * freed rather than kept for good. A steady load reuses what it frees within
  * the same round, so the cap costs it nothing. */
 #define XFER_KEEP 256
-/* Idle connections kept for reuse, beyond those in use. libcurl counts the
- * connections in use against CURLMOPT_MAXCONNECTS too, and past it closes
- * the oldest idle one whenever a transfer ends. A fixed 1,024 with 2,000
- * attempts hanging at slow endpoints made every delivery to a healthy one
- * pay a new TLS handshake: 1,943/s instead of 16,295/s. */
-#define IDLE_CONNS_KEPT 1024
+#define IDLE_CONNS_KEPT 1024 /* idle connections kept for reuse (curlpoll_new) */
 #define HEAP_RELEASE_EVERY_MS 1000 /* at most this often, while a burst subsides */
 
 struct xfer {
@@ -159,7 +154,6 @@ struct dispatch {
 	struct curlpoll *poll; /* drives multi; curlpoll_wakeup from any thread */
 	/* loop thread only */
 	unsigned in_flight;  /* transfers started, not finished */
-	long maxconnects;    /* CURLMOPT_MAXCONNECTS as last set */
 	struct xfer *free_xfers;
 	unsigned nfree;      /* on free_xfers */
 	unsigned destroyed;  /* transfers freed since the last heap_release */
@@ -1103,17 +1097,6 @@ static void release_heap(struct dispatch *d)
 	d->released_at = now;
 }
 
-/* Let libcurl keep IDLE_CONNS_KEPT idle connections whatever the number in
- * use (in steps of 256, so the option is set rarely). */
-static void keep_idle_connections(struct dispatch *d)
-{
-	long want = ((long)d->in_flight + IDLE_CONNS_KEPT + 255) / 256 * 256;
-	if (want != d->maxconnects) {
-		curl_multi_setopt(d->multi, CURLMOPT_MAXCONNECTS, want);
-		d->maxconnects = want;
-	}
-}
-
 static void *loop_main(void *arg)
 {
 	struct dispatch *d = arg;
@@ -1122,7 +1105,6 @@ static void *loop_main(void *arg)
 	for (;;) {
 		size_t n = take_ready(d, &stopping);
 		start_ready(d, n, stopping);
-		keep_idle_connections(d);
 		if (stopping && !deadline)
 			deadline = tu_mono_ms() + d->cfg->grace_ms;
 		if (stopping && (d->in_flight == 0 || tu_mono_ms() >= deadline))
@@ -1356,7 +1338,7 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct dispatch *d = calloc(1, sizeof(*d));
-	if (!d || !(d->multi = curl_multi_init()) || !(d->poll = curlpoll_new(d->multi))) {
+	if (!d || !(d->multi = curl_multi_init()) || !(d->poll = curlpoll_new(d->multi, IDLE_CONNS_KEPT))) {
 		if (d && d->multi)
 			curl_multi_cleanup(d->multi);
 		free(d);
