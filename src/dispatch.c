@@ -1338,7 +1338,8 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct dispatch *d = calloc(1, sizeof(*d));
-	if (!d || !(d->multi = curl_multi_init()) || !(d->poll = curlpoll_new(d->multi, IDLE_CONNS_KEPT))) {
+	if (!d || !(d->multi = curl_multi_init()) ||
+	    !(d->poll = curlpoll_new(d->multi, IDLE_CONNS_KEPT))) {
 		if (d && d->multi)
 			curl_multi_cleanup(d->multi);
 		free(d);
