@@ -30,7 +30,6 @@ struct store_ops {
 	hk_status (*endpoint_primary)(struct store *s, int64_t org_id, struct store_endpoint *out, struct hk_err *err);
 	hk_status (*endpoint_list)(struct store *s, int64_t org_id, struct store_endpoint **out, size_t *n, struct hk_err *err);
 	hk_status (*endpoint_update)(struct store *s, int64_t org_id, const char *id, const struct store_endpoint_patch *p, int64_t now, struct store_endpoint *out, struct hk_err *err);
-	/* NULL where endpoint_update releases them all itself. */
 	hk_status (*endpoint_delete)(struct store *s, int64_t org_id, const char *id, struct hk_err *err);
 	hk_status (*endpoint_set_secret)(struct store *s, int64_t org_id, const char *id, const char *secret, int *version, struct hk_err *err);
 	hk_status (*publish_batch)(struct store *s, struct store_publish *items, size_t n, struct hk_err *err);
@@ -43,7 +42,7 @@ struct store_ops {
 	hk_status (*release_leases)(struct store *s, int64_t now, struct hk_err *err);
 	hk_status (*unclaim)(struct store *s, const struct store_lease *l, size_t n, int64_t now, struct hk_err *err);
 	hk_status (*stats)(struct store *s, const char *endpoint_id, int64_t start, int64_t end, int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
-	/* NULL when the backend has no other writers to hear from (SQLite). */
+	/* NULL when nothing happens outside this process's calls. */
 	hk_status (*listen)(struct store *s, const struct store_listener *l, struct hk_err *err);
 };
 

@@ -149,7 +149,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                " WHERE id = ?1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?2)"
 	                " RETURNING endpoint_id, held, next_attempt_at",
 	/* Every active endpoint with something claimable, and when (a walk of
-	 * the duemap, sq_due_walk). */
+	 * the duemap, due_walk). */
 	[ST_DUE_WALK] = HEADS " SELECT h.id, " HEAD_DUE " FROM heads h"
 	                " JOIN endpoints e ON e.id = h.id WHERE h.id IS NOT NULL AND e.is_active = 1",
 	/* When endpoint ?1 next has something to claim; NULL: nothing, or paused. */
@@ -866,9 +866,9 @@ static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char 
 		sq_tx_rollback(c);
 		store_endpoint_clear(out);
 	} else if (p->is_active == 0) {
-		sq_backlog_hold(((struct sq_store *)s)->backlog, id);
+		sq_backlog_hold(c->ss->backlog, id);
 	} else if (p->is_active == 1) {
-		sq_backlog_release(((struct sq_store *)s)->backlog, id);
+		sq_backlog_release(c->ss->backlog, id);
 	}
 	return r;
 }

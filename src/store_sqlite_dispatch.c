@@ -46,9 +46,9 @@ static int job_from_row(const struct sq_store *ss, sqlite3_stmt *st, struct stor
 }
 
 /* Take up to `take` due deliveries of one endpoint into jobs[*n...]. */
-static hk_status claim_endpoint(const struct sq_store *ss, struct sq_conn *c, const char *endpoint,
-                                int64_t now, unsigned take, struct store_memo *memo,
-                                struct store_job *jobs, size_t *n, struct hk_err *err)
+static hk_status claim_endpoint(struct sq_conn *c, const char *endpoint, int64_t now,
+                                unsigned take, struct store_memo *memo, struct store_job *jobs,
+                                size_t *n, struct hk_err *err)
 {
 	sqlite3_stmt *sel = sq_stmt(c, ST_CLAIM_SELECT, err);
 	if (!sel)
@@ -58,7 +58,7 @@ static hk_status claim_endpoint(const struct sq_store *ss, struct sq_conn *c, co
 	sqlite3_bind_int(sel, 3, (int)take);
 	int rc;
 	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
-		if (job_from_row(ss, sel, memo, &jobs[*n]) != 0) {
+		if (job_from_row(c->ss, sel, memo, &jobs[*n]) != 0) {
 			store_job_clear(&jobs[*n]);
 			sqlite3_reset(sel);
 			return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
@@ -112,10 +112,10 @@ struct visit {
 /* Endpoint by endpoint, the longest waiting first, as many due deliveries
  * as each has room for. An endpoint at its cap costs nothing, however large
  * its backlog; one with nothing due is not even looked at. */
-static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_t now,
-                            unsigned cap, const struct store_claim_room *room,
-                            const struct duemap_item *due, struct visit *v, size_t k,
-                            struct store_job *jobs, size_t *n, struct hk_err *err)
+static hk_status claim_rows(struct sq_conn *c, int64_t now, unsigned cap,
+                            const struct store_claim_room *room, const struct duemap_item *due,
+                            struct visit *v, size_t k, struct store_job *jobs, size_t *n,
+                            struct hk_err *err)
 {
 	struct store_memo memo = { 0 };
 	hk_status r = HK_OK;
@@ -123,7 +123,7 @@ static hk_status claim_rows(const struct sq_store *ss, struct sq_conn *c, int64_
 		unsigned take = store_room_left(room, due[i].id, cap - (unsigned)*n);
 		v[i].claimed = take > 0;
 		if (take)
-			r = claim_endpoint(ss, c, due[i].id, now, take, &memo, jobs, n, err);
+			r = claim_endpoint(c, due[i].id, now, take, &memo, jobs, n, err);
 	}
 	store_memo_clear(&memo);
 	return r;
@@ -194,7 +194,7 @@ static hk_status claim_tx(struct sq_conn *c, int64_t now, int64_t lease_until, u
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	hk_status r = sq_tx_begin(c, err);
 	if (r == HK_OK)
-		r = claim_rows(c->ss, c, now, cap, room, due, v, k, jobs, n, err);
+		r = claim_rows(c, now, cap, room, due, v, k, jobs, n, err);
 	if (r == HK_OK && *n > 0)
 		r = lease_rows(c, lease_until, jobs, *n, err);
 	if (r == HK_OK)
@@ -408,16 +408,11 @@ static hk_status repair(struct sq_conn *c, enum stmt_id which, const char *what,
 	return r;
 }
 
-hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
+/* Make the leases of a previous run due now, when this is the only process
+ * on the file (a live one's are left to expire). */
+static hk_status release_dead_leases(struct sq_conn *c, int64_t now, struct hk_err *err)
 {
-	CONN_OR_FAIL(s, err);
-	hk_status r = repair(c, ST_HELD_REPAIR, "released the rest of an interrupted release", err);
-	if (r == HK_OK)
-		r = repair(c, ST_UNHELD_REPAIR, "held the rest of an interrupted pause", err);
-	duemap_stale(((struct sq_store *)s)->due); /* rows changed in bulk */
-	if (r != HK_OK)
-		return r;
-	if (!((struct sq_store *)s)->sole) {
+	if (!c->ss->sole) {
 		log_warn("another hookd is using this database: leases of earlier runs are left to expire",
 		         NULL);
 		return HK_OK;
@@ -426,10 +421,21 @@ hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	if (!st)
 		return HK_ESTORE;
 	sqlite3_bind_int64(st, 1, now);
-	r = sq_step_done(c, st, err);
+	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && sqlite3_changes(c->db) > 0)
 		log_info("released leases of a previous run", "deliveries=%d", sqlite3_changes(c->db));
-	duemap_stale(((struct sq_store *)s)->due);
+	return r;
+}
+
+hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
+{
+	CONN_OR_FAIL(s, err);
+	hk_status r = repair(c, ST_HELD_REPAIR, "released the rest of an interrupted release", err);
+	if (r == HK_OK)
+		r = repair(c, ST_UNHELD_REPAIR, "held the rest of an interrupted pause", err);
+	if (r == HK_OK)
+		r = release_dead_leases(c, now, err);
+	duemap_stale(c->ss->due); /* rows changed in bulk: the next claim walks */
 	return r;
 }
 
