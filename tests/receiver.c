@@ -20,7 +20,8 @@
  *   /drop                          closes the connection without answering
  *   anything else                  200 "ok"
  * Every request is appended to --log as one JSON line once its body is read:
- * {"t_ms","done_ms","method","path","headers":{lowercase: value},"body","status"}.
+ * {"t_ms","done_ms","method","path","headers":{lowercase: value},"body","status",
+ *  "peer_port"}; peer_port tells connections apart (reused, or new).
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -95,14 +96,26 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
 	return MHD_YES;
 }
 
+/* The client's port: one per connection on loopback. */
+static int peer_port(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	if (!ci || !ci->client_addr)
+		return 0;
+	if (ci->client_addr->sa_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ci->client_addr)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ci->client_addr)->sin_port);
+}
+
 static void record(struct MHD_Connection *c, const char *method, const char *path,
                    const struct req *r, unsigned status)
 {
 	json_t *h = json_object();
 	MHD_get_connection_values(c, MHD_HEADER_KIND, add_header, h);
-	json_t *line = json_pack("{s:I, s:I, s:s, s:s, s:o, s:s%, s:i}", "t_ms", r->t_ms,
+	json_t *line = json_pack("{s:I, s:I, s:s, s:s, s:o, s:s%, s:i, s:i}", "t_ms", r->t_ms,
 	                         "done_ms", now_ms(), "method", method, "path", path, "headers", h,
-	                         "body", r->body ? r->body : "", r->len, "status", (int)status);
+	                         "body", r->body ? r->body : "", r->len, "status", (int)status,
+	                         "peer_port", peer_port(c));
 	char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
 	pthread_mutex_lock(&lock);
 	if (text) {
