@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "api.h"
 #include "config.h"
@@ -309,6 +310,27 @@ static void server_stop(struct server *sv)
 	ssrf_allow_free(sv->allow);
 }
 
+/* Each attempt in flight can hold a socket (over HTTP/1.1, one each), and
+ * so can each API connection: up to --max-in-flight plus --max-connections,
+ * 14,096 by default. The soft limit on open files is often 1,024 (systemd's
+ * default), past which connects fail with EMFILE, so it is raised to the
+ * hard limit, as nginx and Go programs do; a warning if even that is short. */
+static void raise_open_files(const struct config *cfg)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	rlim_t need = (rlim_t)cfg->max_in_flight + (rlim_t)cfg->max_connections + 64;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("open files limit is low", "limit=%llu wanted=%llu", (unsigned long long)rl.rlim_cur,
+		         (unsigned long long)need);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
 	static struct server sv;
@@ -323,6 +345,7 @@ static int cmd_serve(int argc, char **argv)
 	 * per-thread tcache. Drains went about 6% faster (bench/RESULTS.md);
 	 * ingest and RSS did not move. */
 	mallopt(M_MXFAST, 0);
+	raise_open_files(&sv.cfg);
 	/* Block the stop signals in every thread (threads inherit the mask) and
 	 * take them synchronously here; SIGPIPE is never wanted. */
 	sigset_t set;
