@@ -1,81 +1,116 @@
 /*
- * curlpoll: the poll set is fds[0], an eventfd for wakeups, then one entry
- * per socket libcurl watches. Each socket's index in fds is what libcurl
- * keeps for it (curl_multi_assign), so the socket callback updates or
- * removes it in O(1); a removal moves the last entry into the hole.
+ * curlpoll: an epoll instance holds the eventfd for wakeups and the sockets
+ * libcurl watches. What each socket is registered for is kept in an array
+ * indexed by descriptor, so a change libcurl asks for that is already in
+ * place costs no system call.
+ *
+ * A keep-alive connection is watched for its answer, then dropped as its
+ * transfer ends (CURL_POLL_REMOVE), then watched again for the next one.
+ * Done eagerly, that is an EPOLL_CTL_DEL and an EPOLL_CTL_ADD per delivery.
+ * So a socket libcurl stops watching stays registered ("lazy"): if it
+ * reports an event while unwatched, it is deleted then, and if libcurl
+ * watches it again for the same events, nothing needs doing. This is only
+ * safe for sockets whose close we see, since closing a descriptor drops its
+ * registration and a new socket may get the same number: the connection
+ * sockets, which come from the dispatcher's CURLOPT_OPENSOCKETFUNCTION
+ * (curlpoll_opened) and go through CURLOPT_CLOSESOCKETFUNCTION
+ * (curlpoll_close_socket). Any other socket (libcurl's resolver's socket
+ * pair) is deleted eagerly.
  */
 #include "curlpoll.h"
 
-#include <poll.h>
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "timeutil.h"
 
-struct ready {
-	curl_socket_t fd;
-	int mask; /* CURL_CSELECT_* */
+#define WAKE_TAG UINT64_MAX /* epoll data of the eventfd */
+#define EVENTS_PER_WAIT 256
+
+struct watch {
+	uint32_t want;    /* EPOLLIN/EPOLLOUT libcurl asks for; 0: unwatched */
+	uint32_t reg;     /* what the epoll instance holds; 0: not in it */
+	bool lazy;        /* its close is seen: may stay registered unwatched */
 };
 
 struct curlpoll {
 	CURLM *multi;
-	struct pollfd *fds;
-	struct ready *ready; /* the ready sockets of one poll, as many as fds */
-	size_t n, cap;
-	int64_t timer_at;    /* tu_mono_ms when libcurl wants its timeout; -1: none */
+	int ep, wake;
+	struct watch *w;  /* by descriptor */
+	size_t nw;
+	size_t watched;   /* sockets with want != 0: the connections in use */
+	int64_t timer_at; /* tu_mono_ms when libcurl wants its timeout; -1: none */
 	long idle_kept;
-	long maxconnects;    /* CURLMOPT_MAXCONNECTS as last set */
+	long maxconnects; /* CURLMOPT_MAXCONNECTS as last set */
 };
 
-static bool grow(struct curlpoll *p)
+/* The watch of fd, the array grown to hold it; NULL when out of memory. */
+static struct watch *watch_of(struct curlpoll *p, curl_socket_t fd)
 {
-	size_t cap = p->cap ? 2 * p->cap : 64;
-	struct pollfd *fds = realloc(p->fds, cap * sizeof(*fds));
-	if (!fds)
-		return false;
-	p->fds = fds;
-	struct ready *ready = realloc(p->ready, cap * sizeof(*ready));
-	if (!ready)
-		return false;
-	p->ready = ready;
-	p->cap = cap;
-	return true;
+	size_t i = (size_t)fd;
+	if (i >= p->nw) {
+		size_t n = p->nw ? p->nw : 256;
+		while (n <= i)
+			n *= 2;
+		struct watch *w = realloc(p->w, n * sizeof(*w));
+		if (!w)
+			return NULL;
+		memset(w + p->nw, 0, (n - p->nw) * sizeof(*w));
+		p->w = w;
+		p->nw = n;
+	}
+	return &p->w[i];
 }
 
-static void forget(struct curlpoll *p, size_t i)
+/* Make the epoll instance hold events for fd (0: nothing). 0, or -1. */
+static int sync_reg(struct curlpoll *p, curl_socket_t fd, struct watch *w, uint32_t events)
 {
-	size_t last = --p->n;
-	if (i != last) {
-		p->fds[i] = p->fds[last];
-		curl_multi_assign(p->multi, p->fds[i].fd, (void *)(uintptr_t)i);
+	if (events == w->reg)
+		return 0;
+	struct epoll_event ev = { .events = events, .data.fd = fd };
+	int r;
+	if (!events)
+		r = epoll_ctl(p->ep, EPOLL_CTL_DEL, fd, NULL);
+	else if (w->reg) {
+		r = epoll_ctl(p->ep, EPOLL_CTL_MOD, fd, &ev);
+		if (r != 0 && errno == ENOENT) /* closed unseen, its number reused */
+			r = epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev);
+	} else {
+		r = epoll_ctl(p->ep, EPOLL_CTL_ADD, fd, &ev);
+		if (r != 0 && errno == EEXIST) /* an untracked socket's number reused */
+			r = epoll_ctl(p->ep, EPOLL_CTL_MOD, fd, &ev);
 	}
+	if (r != 0 && events)
+		return -1;
+	w->reg = events; /* a failed DEL: the descriptor is gone, and with it the entry */
+	return 0;
 }
 
 /* CURLMOPT_SOCKETFUNCTION: watch s for what libcurl asks, or stop. */
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	(void)easy;
+	(void)socketp;
 	struct curlpoll *p = userp;
-	size_t i = (uintptr_t)socketp; /* 0: not watched yet (fds[0] is ours) */
-	if (what == CURL_POLL_REMOVE) {
-		if (i)
-			forget(p, i);
+	struct watch *w = watch_of(p, s);
+	if (!w)
+		return -1; /* libcurl fails the transfer */
+	uint32_t want = what == CURL_POLL_REMOVE ? 0
+		: (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	if (want && !w->want)
+		p->watched++;
+	else if (!want && w->want)
+		p->watched--;
+	w->want = want;
+	if (!want && w->lazy)
 		return 0;
-	}
-	short events = (short)((what & CURL_POLL_IN ? POLLIN : 0) | (what & CURL_POLL_OUT ? POLLOUT : 0));
-	if (!i) {
-		if (p->n == p->cap && !grow(p))
-			return -1; /* libcurl fails the transfer */
-		i = p->n++;
-		p->fds[i].fd = s;
-		curl_multi_assign(p->multi, s, (void *)(uintptr_t)i);
-	}
-	p->fds[i].events = events;
-	p->fds[i].revents = 0;
-	return 0;
+	return sync_reg(p, s, w, want);
 }
 
 /* CURLMOPT_TIMERFUNCTION: when libcurl wants curl_multi_socket_action
@@ -91,23 +126,19 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp)
 struct curlpoll *curlpoll_new(CURLM *multi, long idle_kept)
 {
 	struct curlpoll *p = calloc(1, sizeof(*p));
-	if (!p || !grow(p)) {
-		if (p) {
-			free(p->fds);
-			free(p->ready);
-		}
+	if (!p)
+		return NULL;
+	p->ep = epoll_create1(EPOLL_CLOEXEC);
+	p->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TAG };
+	if (p->ep < 0 || p->wake < 0 || epoll_ctl(p->ep, EPOLL_CTL_ADD, p->wake, &ev) != 0) {
+		if (p->ep >= 0)
+			close(p->ep);
+		if (p->wake >= 0)
+			close(p->wake);
 		free(p);
 		return NULL;
 	}
-	p->fds[0].fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (p->fds[0].fd < 0) {
-		free(p->fds);
-		free(p->ready);
-		free(p);
-		return NULL;
-	}
-	p->fds[0].events = POLLIN;
-	p->n = 1;
 	p->multi = multi;
 	p->timer_at = -1;
 	p->idle_kept = idle_kept;
@@ -122,37 +153,36 @@ void curlpoll_free(struct curlpoll *p)
 {
 	if (!p)
 		return;
-	curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, NULL);
-	curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, NULL);
-	close(p->fds[0].fd);
-	free(p->fds);
-	free(p->ready);
+	close(p->ep);
+	close(p->wake);
+	free(p->w);
 	free(p);
 }
 
-/* The ready sockets of the last poll, copied out first: handing one to
- * libcurl may add, move or remove entries of fds. */
-static size_t take_ready(struct curlpoll *p)
+void curlpoll_opened(struct curlpoll *p, curl_socket_t s)
 {
-	size_t k = 0;
-	for (size_t i = 1; i < p->n; i++) {
-		short r = p->fds[i].revents;
-		if (!r)
-			continue;
-		p->fds[i].revents = 0;
-		int mask = (r & (POLLIN | POLLHUP) ? CURL_CSELECT_IN : 0) |
-		           (r & POLLOUT ? CURL_CSELECT_OUT : 0) |
-		           (r & (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
-		p->ready[k++] = (struct ready){ .fd = p->fds[i].fd, .mask = mask };
-	}
-	return k;
+	struct watch *w = watch_of(p, s);
+	if (w) /* else on_socket fails the transfer anyway */
+		*w = (struct watch){ .lazy = true };
 }
 
-/* Connections in use (a socket watched each; fds[0] is ours) plus the
- * idle ones to keep: set before each call that may end a transfer. */
+int curlpoll_close_socket(void *clientp, curl_socket_t s)
+{
+	struct curlpoll *p = clientp;
+	if ((size_t)s < p->nw) {
+		struct watch *w = &p->w[s];
+		if (w->want)
+			p->watched--;
+		*w = (struct watch){ 0 }; /* close drops the registration */
+	}
+	return close(s);
+}
+
+/* Connections in use (a socket watched each) plus the idle ones to keep:
+ * set before each call that may end a transfer. */
 static void limit_connections(struct curlpoll *p)
 {
-	long want = (long)(p->n - 1) + p->idle_kept;
+	long want = (long)p->watched + p->idle_kept;
 	if (want != p->maxconnects) {
 		curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, want);
 		p->maxconnects = want;
@@ -166,6 +196,29 @@ static void act(struct curlpoll *p, curl_socket_t fd, int mask)
 	curl_multi_socket_action(p->multi, fd, mask, &running);
 }
 
+/* One event of epoll_wait: to libcurl, unless nobody watches the socket now
+ * (a lazy registration, or a socket closed by an earlier action). */
+static void dispatch_event(struct curlpoll *p, const struct epoll_event *ev)
+{
+	if (ev->data.u64 == WAKE_TAG) {
+		uint64_t v;
+		while (read(p->wake, &v, sizeof(v)) == (ssize_t)sizeof(v))
+			;
+		return;
+	}
+	curl_socket_t fd = ev->data.fd;
+	struct watch *w = &p->w[fd]; /* registered, so within the array */
+	if (!w->want) {
+		sync_reg(p, fd, w, 0);
+		return;
+	}
+	uint32_t e = ev->events;
+	int mask = (e & (EPOLLIN | EPOLLHUP | EPOLLRDHUP) ? CURL_CSELECT_IN : 0) |
+	           (e & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+	           (e & EPOLLERR ? CURL_CSELECT_ERR : 0);
+	act(p, fd, mask);
+}
+
 void curlpoll_run(struct curlpoll *p, int max_ms)
 {
 	int timeout = max_ms;
@@ -173,17 +226,10 @@ void curlpoll_run(struct curlpoll *p, int max_ms)
 		int64_t left = p->timer_at - tu_mono_ms();
 		timeout = left <= 0 ? 0 : left < max_ms ? (int)left : max_ms;
 	}
-	if (poll(p->fds, p->n, timeout) > 0) {
-		if (p->fds[0].revents) {
-			uint64_t v;
-			while (read(p->fds[0].fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
-				;
-			p->fds[0].revents = 0;
-		}
-		size_t k = take_ready(p);
-		for (size_t i = 0; i < k; i++)
-			act(p, p->ready[i].fd, p->ready[i].mask);
-	}
+	struct epoll_event ev[EVENTS_PER_WAIT];
+	int k = epoll_wait(p->ep, ev, EVENTS_PER_WAIT, timeout);
+	for (int i = 0; i < k; i++)
+		dispatch_event(p, &ev[i]);
 	if (p->timer_at >= 0 && tu_mono_ms() >= p->timer_at) {
 		p->timer_at = -1; /* the action may set the next one */
 		act(p, CURL_SOCKET_TIMEOUT, 0);
@@ -193,6 +239,6 @@ void curlpoll_run(struct curlpoll *p, int max_ms)
 void curlpoll_wakeup(struct curlpoll *p)
 {
 	uint64_t one = 1;
-	ssize_t w = write(p->fds[0].fd, &one, sizeof(one));
+	ssize_t w = write(p->wake, &one, sizeof(one));
 	(void)w; /* full (EAGAIN): a wakeup is pending anyway */
 }

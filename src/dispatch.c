@@ -397,7 +397,10 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 		snprintf(x->blocked, sizeof(x->blocked), "blocked: %s is a %s address", ip, why);
 		return CURL_SOCKET_BAD;
 	}
-	return socket(a->family, a->socktype, a->protocol);
+	curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
+	if (fd != CURL_SOCKET_BAD)
+		curlpoll_opened(x->d->poll, fd);
+	return fd;
 }
 
 /* ---- starting a transfer (loop thread) -------------------------------------- */
@@ -472,6 +475,8 @@ static void set_fixed_options(struct xfer *x)
 		curl_easy_setopt(e, CURLOPT_CAINFO, cfg->ca_file);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
 	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, x);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, curlpoll_close_socket);
+	curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, x->d->poll);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
@@ -1365,8 +1370,8 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	pthread_cond_init(&d->claim_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (start_threads(d) != 0) {
-		curlpoll_free(d->poll);
 		curl_multi_cleanup(d->multi);
+		curlpoll_free(d->poll);
 		pthread_cond_destroy(&d->claim_cond);
 		pthread_cond_destroy(&d->cond);
 		pthread_mutex_destroy(&d->lock);
@@ -1468,8 +1473,8 @@ void dispatch_free(struct dispatch *d)
 			free(e->ring);
 			free(e);
 		}
+	curl_multi_cleanup(d->multi); /* closes connections through d->poll */
 	curlpoll_free(d->poll);
-	curl_multi_cleanup(d->multi);
 	for (size_t i = 0; i < d->nready; i++)
 		store_job_clear(&d->ready[i]);
 	free(d->ready);
