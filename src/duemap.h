@@ -1,7 +1,8 @@
 /*
  * duemap: when each endpoint's earliest claimable delivery falls due, kept
- * in memory by the SQLite backend so that a claim visits only the endpoints
- * with something due, not every endpoint with anything pending.
+ * in memory by each store (by each node, on PostgreSQL) so that a claim
+ * visits only the endpoints with something due, not every endpoint with
+ * anything pending.
  *
  * A time here is a hint: it may be early (a claim then spends one index
  * seek to learn the true one) but must never be late, or a delivery waits

@@ -290,7 +290,7 @@ struct store_claim_room {
  * room->per_endpoint: endpoint by endpoint, the one whose oldest due
  * delivery has waited longest first, each one's oldest first. An endpoint
  * at its cap costs at most one index seek, however large its backlog, and
- * on SQLite one with nothing due costs nothing (duemap.h). Each claimed
+ * one with nothing due costs nothing (duemap.h). Each claimed
  * delivery gets a fresh lease and its next_attempt_at moves to lease_until,
  * so if this process dies the delivery simply becomes due again then. jobs
  * (OUT) has room for cap. */

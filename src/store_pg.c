@@ -11,13 +11,18 @@
  *
  * Sharing work between nodes:
  *   - claims lock due rows with SELECT ... FOR UPDATE SKIP LOCKED, endpoint
- *     by endpoint (HEADS), so two nodes never claim the same delivery, and
- *     lease them as on SQLite: the claimed row's next_attempt_at moves to
- *     the lease's end, so the work of a node that dies becomes due again for
+ *     by endpoint, so two nodes never claim the same delivery, and lease
+ *     them as on SQLite: the claimed row's next_attempt_at moves to the
+ *     lease's end, so the work of a node that dies becomes due again for
  *     the others by itself;
- *   - a publish ends with NOTIFY hookd_due, and every node LISTENs, so idle
- *     nodes wake at once instead of polling; a pause names its endpoint
- *     there too, so no node sends what it claimed ahead for it;
+ *   - a claim visits only the endpoints this node knows to have something
+ *     due (struct pg_store's duemap), learnt from its own writes, from the
+ *     endpoints other nodes name in their NOTIFY, and from a walk of the
+ *     database (HEADS) every second;
+ *   - a publish ends with NOTIFY hookd_due naming its endpoints, and every
+ *     node LISTENs, so idle nodes wake at once instead of polling; a pause
+ *     names its endpoint there too, so no node sends what it claimed ahead
+ *     for it;
  *   - counters are changed by atomic UPDATEs (breaker, rollup upserts), never
  *     read-modify-written in C; idempotency keys are settled by the unique
  *     index with INSERT ... ON CONFLICT DO NOTHING;
@@ -100,6 +105,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 	[PS_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE endpoint_id = $1 AND status = 0 AND held = 1",
 	/* Tell every node, at commit, that endpoint $1 was paused. */
 	[PS_EP_PAUSED] = "SELECT pg_notify('" PG_CHANNEL "', '" PG_PAUSED "' || $1)",
+	/* Tell every node, at commit, that endpoint $1 has deliveries due. */
+	[PS_EP_DUE] = "SELECT pg_notify('" PG_CHANNEL "', '" PG_DUE "' || $1)",
 	[PS_EP_FANOUT] = "SELECT id, is_active, event_types FROM endpoints WHERE org_id = $1",
 	[PS_ROLLUP_DELETE] = "DELETE FROM attempt_rollup WHERE endpoint_id = $1",
 	[PS_EV_IDEM] = "SELECT id, encode(req_hash, 'hex'), fanout, created_at FROM events"
@@ -126,25 +133,32 @@ static const char *const stmt_sql[PS_COUNT] = {
 	                " no_retry = CASE WHEN status = 0 THEN no_retry ELSE 1 END, status = 0,"
 	                " next_attempt_at = $3,"
 	                " held = (SELECT 1 - e.is_active FROM endpoints e WHERE e.id = deliveries.endpoint_id)"
-	                " WHERE id = $1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = $2)",
-	/* Endpoint by endpoint, the one whose oldest due delivery has waited
-	 * longest first, as many of its due deliveries as it has room for
-	 * ($4, less its count in $2/$5). */
-	[PS_CLAIM_SELECT] = HEADS " SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
+	                " WHERE id = $1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = $2)"
+	                " RETURNING endpoint_id",
+	/* The endpoints taken from the duemap ($2, the longest waiting first),
+	 * each with its room ($3): as many of its due deliveries as that. */
+	[PS_CLAIM_SELECT] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count,"
 	                    " d.no_retry, e.is_primary, e.url, e.secret, ev.body"
-	                    " FROM (SELECT h.endpoint_id, $4::int - coalesce(f.n, 0) AS room"
-	                    "  FROM heads h LEFT JOIN unnest($2::text[], $5::int[]) AS f(id, n)"
-	                    "  ON f.id = h.endpoint_id WHERE h.at <= $1 ORDER BY h.at LIMIT $3) q"
+	                    " FROM unnest($2::text[], $3::int[]) AS q(endpoint_id, room)"
 	                    " JOIN endpoints e ON e.id = q.endpoint_id AND e.is_active = 1"
 	                    " CROSS JOIN LATERAL (SELECT x.id, x.event_id, x.endpoint_id,"
 	                    "  x.attempt_count, x.no_retry FROM deliveries x"
 	                    "  WHERE x.endpoint_id = q.endpoint_id AND x.status = 0 AND x.held = 0"
 	                    "  AND x.next_attempt_at <= $1 ORDER BY x.next_attempt_at"
-	                    "  LIMIT greatest(q.room, 0) FOR UPDATE SKIP LOCKED) d"
-	                    " JOIN events ev ON ev.id = d.event_id LIMIT $3",
+	                    "  LIMIT q.room FOR UPDATE SKIP LOCKED) d"
+	                    " JOIN events ev ON ev.id = d.event_id LIMIT $4",
 	[PS_CLAIM_UPDATE] = "UPDATE deliveries SET lease = $2, next_attempt_at = $3, lease_owner = $4"
 	                    " WHERE id = ANY($1::text[])",
-	[PS_NEXT_DUE] = HEADS " SELECT min(at) FROM heads",
+	/* When each active endpoint next has something to claim: one pass over
+	 * the endpoints with anything pending, an index seek each. */
+	[PS_DUE_WALK] = HEADS " SELECT h.endpoint_id, h.at FROM heads h"
+	                " JOIN endpoints e ON e.id = h.endpoint_id AND e.is_active = 1",
+	/* The same for the endpoints $1, by their place in it; a paused one, or
+	 * one with nothing pending, is left out or NULL. */
+	[PS_DUE_OF] = "SELECT q.ord, (SELECT min(x.next_attempt_at) FROM deliveries x"
+	              " WHERE x.endpoint_id = q.id AND x.status = 0 AND x.held = 0)"
+	              " FROM unnest($1::text[]) WITH ORDINALITY AS q(id, ord)"
+	              " JOIN endpoints e ON e.id = q.id AND e.is_active = 1",
 	[PS_REC_LOCK] = "SELECT id FROM endpoints WHERE id = ANY($1::text[]) ORDER BY id"
 	                " FOR NO KEY UPDATE",
 	/* One statement per result, so a batch can be pipelined: the attempt row
@@ -176,7 +190,7 @@ static const char *const stmt_sql[PS_COUNT] = {
 	               "  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
 	               "  AND db.datname = current_database())",
 	[PS_UNCLAIM] = "UPDATE deliveries SET next_attempt_at = $3, lease = NULL, lease_owner = NULL"
-	               " WHERE id = $1 AND lease = $2 AND status = 0",
+	               " WHERE id = $1 AND lease = $2 AND status = 0 RETURNING endpoint_id",
 	[PS_STATS] = "SELECT (minute * 60000 / $4) * $4 AS bucket, sum(succeeded), sum(failed)"
 	             " FROM attempt_rollup WHERE endpoint_id = $1 AND minute >= $2 AND minute < $3"
 	             " GROUP BY bucket ORDER BY bucket",
@@ -440,7 +454,7 @@ static hk_status result_done(PGresult *res, long *changed, struct hk_err *err)
  * not per delivery, so planning them costs little. */
 static bool plan_each_time(enum pg_stmt id)
 {
-	return id == PS_CLAIM_SELECT || id == PS_CLAIM_UPDATE || id == PS_NEXT_DUE;
+	return id == PS_CLAIM_SELECT || id == PS_CLAIM_UPDATE || id == PS_DUE_WALK || id == PS_DUE_OF;
 }
 
 PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
@@ -669,6 +683,7 @@ static void pg_close(struct store *s)
 	}
 	pthread_key_delete(ps->key);
 	pthread_mutex_destroy(&ps->lock);
+	duemap_free(ps->due);
 	free(ps->url);
 	free(ps);
 }
@@ -677,10 +692,13 @@ static hk_status pg_open(const char *db, const struct store_options *opt, struct
                          struct hk_err *err)
 {
 	struct pg_store *ps = calloc(1, sizeof(*ps));
-	if (!ps || !(ps->url = strdup(db))) {
+	if (!ps || !(ps->url = strdup(db)) || !(ps->due = duemap_new())) {
+		if (ps)
+			free(ps->url);
 		free(ps);
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	}
+	duemap_stale(ps->due); /* the first claim walks */
 	ps->base.ops = &store_pg_ops;
 	ps->seal = opt ? opt->seal : NULL;
 	pthread_mutex_init(&ps->lock, NULL);
@@ -983,8 +1001,10 @@ static hk_status endpoint_patch(struct pg_conn *c, int64_t org_id, const char *i
 	if (r == HK_OK && pt->is_active >= 0)
 		r = pg_endpoint_hold(c, id, pt->is_active == 0, err);
 	/* Released deliveries are due now: wake every node. */
+	struct pg_params q = { 0 };
+	pp_text(&q, id);
 	if (r == HK_OK && pt->is_active == 1)
-		r = pg_exec(c, "NOTIFY " PG_CHANNEL, err);
+		r = pg_do(c, PS_EP_DUE, &q, NULL, err);
 	return r;
 }
 
@@ -1005,6 +1025,9 @@ static hk_status pg_endpoint_update(struct store *s, int64_t org_id, const char 
 	if (r != HK_OK) {
 		pg_tx_rollback(c);
 		store_endpoint_clear(out);
+	} else if (pt->is_active == 1) {
+		/* released deliveries keep their old times: any time is early */
+		duemap_lower(((struct pg_store *)s)->due, out->id, INT64_MIN);
 	}
 	return r;
 }
@@ -1211,18 +1234,28 @@ static hk_status pg_delivery_retry(struct store *s, int64_t org_id, const char *
 	pp_text(&p, id);
 	pp_int(&p, org_id);
 	pp_int(&p, now);
-	long changed = 0;
+	char endpoint[UUID_STR_LEN] = "";
 	hk_status r = pg_tx_begin(c, err);
+	if (r == HK_OK) {
+		PGresult *res = pg_run(c, PS_DL_RETRY, &p, err);
+		if (!res)
+			r = err->status;
+		else if (PQntuples(res) == 0)
+			r = hk_fail(err, HK_ENOTFOUND, "delivery_not_found", "no such delivery");
+		else
+			pg_copy(res, 0, 0, endpoint, sizeof(endpoint));
+		PQclear(res);
+	}
+	struct pg_params q = { 0 };
+	pp_text(&q, endpoint);
 	if (r == HK_OK)
-		r = pg_do(c, PS_DL_RETRY, &p, &changed, err);
-	if (r == HK_OK && changed == 0)
-		r = hk_fail(err, HK_ENOTFOUND, "delivery_not_found", "no such delivery");
-	if (r == HK_OK)
-		r = pg_exec(c, "NOTIFY " PG_CHANNEL, err);
+		r = pg_do(c, PS_EP_DUE, &q, NULL, err);
 	if (r == HK_OK)
 		r = pg_tx_commit(c, err);
 	if (r != HK_OK)
 		pg_tx_rollback(c);
+	else
+		duemap_lower(((struct pg_store *)s)->due, endpoint, now);
 	return r;
 }
 

@@ -25,28 +25,6 @@
 
 /* ---- claiming ------------------------------------------------------------ */
 
-/* The endpoints of room and their counts as a text[] and an int[] literal
- * (ids are UUIDs: nothing to quote); false when out of memory. */
-static bool room_arrays(const struct store_claim_room *room, char **ids, char **counts)
-{
-	*ids = malloc(3 + room->n * (UUID_STR_LEN + 1));
-	*counts = malloc(3 + room->n * 11);
-	if (!*ids || !*counts) {
-		free(*ids);
-		free(*counts);
-		return false;
-	}
-	size_t a = 0, b = 0;
-	(*ids)[a++] = (*counts)[b++] = '{';
-	for (size_t i = 0; i < room->n; i++) {
-		a += (size_t)sprintf(*ids + a, "%s%s", i ? "," : "", room->endpoints[i]);
-		b += (size_t)sprintf(*counts + b, "%s%u", i ? "," : "", room->in_flight[i]);
-	}
-	(*ids)[a++] = (*counts)[b++] = '}';
-	(*ids)[a] = (*counts)[b] = '\0';
-	return true;
-}
-
 /* Fill a job from a claim row: url, secret and body share one allocation. */
 static int job_from_row(const struct pg_store *ps, const PGresult *res, int row,
                         struct store_memo *memo, struct store_job *j)
@@ -97,22 +75,102 @@ static hk_status lease_rows(const struct pg_store *ps, struct pg_conn *c, struct
 	return r;
 }
 
-static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_t now,
-                            int64_t lease_until, unsigned cap, const struct store_claim_room *room,
-                            struct store_job *jobs, size_t *n, struct hk_err *err)
+/* How often a node walks the database for due times: as often as the
+ * dispatcher polls, since other nodes' retries and leases reach it no
+ * other way (see struct pg_store). */
+#define WALK_MS 1000
+
+/* Lower every active endpoint's due time to what the database says. */
+static hk_status due_walk(struct pg_store *ps, struct pg_conn *c, struct hk_err *err)
 {
-	char *ids, *counts;
-	if (!room_arrays(room, &ids, &counts))
-		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	static const struct pg_params none = { 0 };
+	PGresult *res = pg_run(c, PS_DUE_WALK, &none, err);
+	if (!res)
+		return err->status;
+	for (int i = 0; i < PQntuples(res); i++)
+		duemap_lower(ps->due, PQgetvalue(res, i, 0), pg_int(res, i, 1));
+	PQclear(res);
+	return HK_OK;
+}
+
+static hk_status due_refresh(struct pg_store *ps, struct pg_conn *c, struct hk_err *err)
+{
+	if (!duemap_walk_wanted(ps->due, tu_now_ms(), WALK_MS))
+		return HK_OK;
+	hk_status r = due_walk(ps, c, err);
+	if (r != HK_OK)
+		duemap_stale(ps->due);
+	return r;
+}
+
+/* One claim's endpoints: those taken from the duemap that have room. */
+struct claim_set {
+	struct duemap_item *due; /* taken, the longest waiting first */
+	size_t k;
+	size_t *of;   /* of[j]: the index in due of the j-th endpoint with room */
+	size_t m;
+	size_t seen;  /* the first `seen` of those were visited by the claim */
+	int64_t *next; /* then, when each of those has something claimable next */
+	char *ids;    /* the m endpoints as a text[] literal */
+	char *rooms;  /* and their rooms as an int[] */
+};
+
+static void claim_set_free(struct claim_set *cs)
+{
+	free(cs->of);
+	free(cs->next);
+	free(cs->ids);
+	free(cs->rooms);
+}
+
+static bool claim_set_fill(struct claim_set *cs, const struct store_claim_room *room, unsigned cap)
+{
+	cs->of = malloc((cs->k + 1) * sizeof(*cs->of));
+	cs->next = malloc((cs->k + 1) * sizeof(*cs->next));
+	cs->ids = malloc(3 + cs->k * UUID_STR_LEN);
+	cs->rooms = malloc(3 + cs->k * 11);
+	if (!cs->of || !cs->next || !cs->ids || !cs->rooms)
+		return false;
+	size_t a = 0, b = 0;
+	cs->ids[a++] = cs->rooms[b++] = '{';
+	for (size_t i = 0; i < cs->k; i++) {
+		unsigned take = store_room_left(room, cs->due[i].id, cap);
+		if (!take)
+			continue; /* at its cap: put back as it was, still due */
+		const char *sep = cs->m ? "," : "";
+		a += (size_t)sprintf(cs->ids + a, "%s%s", sep, cs->due[i].id);
+		b += (size_t)sprintf(cs->rooms + b, "%s%u", sep, take);
+		cs->of[cs->m++] = i;
+	}
+	cs->ids[a++] = cs->rooms[b++] = '}';
+	cs->ids[a] = cs->rooms[b] = '\0';
+	return true;
+}
+
+/* Which endpoints the claim visited: every one, unless it stopped at cap,
+ * and then those up to the last one a row came from (the endpoints are
+ * visited in order). A wrong guess costs a later claim a visit, no more. */
+static size_t visited(const struct claim_set *cs, const struct store_job *jobs, size_t n,
+                      unsigned cap)
+{
+	if (n < cap)
+		return cs->m;
+	for (size_t j = cs->m; j-- > 0;)
+		if (strcmp(cs->due[cs->of[j]].id, jobs[n - 1].endpoint_id) == 0)
+			return j + 1;
+	return cs->m;
+}
+
+static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_t now,
+                            unsigned cap, struct claim_set *cs, struct store_job *jobs,
+                            size_t *n, struct hk_err *err)
+{
 	struct pg_params p = { 0 };
 	pp_int(&p, now);
-	pp_text(&p, ids);
+	pp_text(&p, cs->ids);
+	pp_text(&p, cs->rooms);
 	pp_int(&p, cap);
-	pp_int(&p, room->per_endpoint ? room->per_endpoint : cap);
-	pp_text(&p, counts);
 	PGresult *res = pg_run(c, PS_CLAIM_SELECT, &p, err);
-	free(ids);
-	free(counts);
 	if (!res)
 		return err->status;
 	struct store_memo memo = { 0 };
@@ -128,25 +186,56 @@ static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_
 	}
 	store_memo_clear(&memo);
 	PQclear(res);
-	return *n ? lease_rows(ps, c, jobs, *n, lease_until, err) : HK_OK;
+	cs->seen = visited(cs, jobs, *n, cap);
+	return HK_OK;
 }
 
-hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
-                   const struct store_claim_room *room, struct store_job *jobs, size_t *n,
-                   struct hk_err *err)
+/* When each visited endpoint has something claimable next, as this
+ * transaction sees it after the leases (a leased delivery counts at the end
+ * of its lease), into cs->next. */
+static hk_status due_reread(struct pg_conn *c, struct claim_set *cs, struct hk_err *err)
 {
-	PG_CONN_OR_FAIL(s, err);
-	*n = 0;
-	static const struct store_claim_room no_room = { 0 };
-	if (!room)
-		room = &no_room;
+	char *ids = malloc(3 + cs->seen * UUID_STR_LEN);
+	if (!ids)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	size_t len = 0;
+	ids[len++] = '{';
+	for (size_t j = 0; j < cs->seen; j++) {
+		len += (size_t)sprintf(ids + len, "%s%s", j ? "," : "", cs->due[cs->of[j]].id);
+		cs->next[j] = DUEMAP_NONE; /* unless found: paused, or nothing pending */
+	}
+	ids[len++] = '}';
+	ids[len] = '\0';
+	struct pg_params p = { 0 };
+	pp_text(&p, ids);
+	PGresult *res = pg_run(c, PS_DUE_OF, &p, err);
+	free(ids);
+	if (!res)
+		return err->status;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t ord = pg_int(res, i, 0); /* 1-based */
+		if (ord >= 1 && (size_t)ord <= cs->seen && !PQgetisnull(res, i, 1))
+			cs->next[ord - 1] = pg_int(res, i, 1);
+	}
+	PQclear(res);
+	return HK_OK;
+}
+
+static hk_status claim_tx(struct pg_store *ps, struct pg_conn *c, int64_t now,
+                          int64_t lease_until, unsigned cap, struct claim_set *cs,
+                          struct store_job *jobs, size_t *n, struct hk_err *err)
+{
 	/* A lost claim only makes a delivery due again: no need to wait for
 	 * the commit's flush (the attempt's record is a full commit). */
 	hk_status r = pg_tx_begin(c, err);
 	if (r == HK_OK)
 		r = pg_exec(c, "SET LOCAL synchronous_commit = off", err);
 	if (r == HK_OK)
-		r = claim_rows((struct pg_store *)s, c, now, lease_until, cap, room, jobs, n, err);
+		r = claim_rows(ps, c, now, cap, cs, jobs, n, err);
+	if (r == HK_OK && *n)
+		r = lease_rows(ps, c, jobs, *n, lease_until, err);
+	if (r == HK_OK && cs->seen)
+		r = due_reread(c, cs, err);
 	if (r == HK_OK)
 		r = pg_tx_commit(c, err);
 	if (r != HK_OK) {
@@ -158,15 +247,41 @@ hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned c
 	return r;
 }
 
+hk_status pg_claim(struct store *s, int64_t now, int64_t lease_until, unsigned cap,
+                   const struct store_claim_room *room, struct store_job *jobs, size_t *n,
+                   struct hk_err *err)
+{
+	PG_CONN_OR_FAIL(s, err);
+	struct pg_store *ps = (struct pg_store *)s;
+	*n = 0;
+	static const struct store_claim_room no_room = { 0 };
+	hk_status r = due_refresh(ps, c, err);
+	struct claim_set cs = { 0 };
+	cs.k = r == HK_OK ? duemap_take(ps->due, now, &cs.due) : 0;
+	if (cs.k == 0)
+		return r;
+	if (!claim_set_fill(&cs, room ? room : &no_room, cap))
+		r = hk_fail(err, HK_ENOMEM, NULL, "out of memory");
+	else if (cs.m)
+		r = claim_tx(ps, c, now, lease_until, cap, &cs, jobs, n, err);
+	/* A claim that failed puts its endpoints back as they were, still due. */
+	for (size_t j = 0; r == HK_OK && j < cs.seen; j++)
+		cs.due[cs.of[j]].due = cs.next[j];
+	duemap_put(ps->due, cs.due, cs.k);
+	claim_set_free(&cs);
+	return r;
+}
+
 hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
 {
 	PG_CONN_OR_FAIL(s, err);
-	struct pg_params p = { 0 };
-	PGresult *res = pg_run(c, PS_NEXT_DUE, &p, err);
-	if (!res)
-		return err->status;
-	*when = PQntuples(res) ? pg_int(res, 0, 0) : 0;
-	PQclear(res);
+	struct pg_store *ps = (struct pg_store *)s;
+	hk_status r = due_refresh(ps, c, err);
+	if (r != HK_OK)
+		return r;
+	int64_t first = duemap_first(ps->due);
+	/* 0 says nothing is pending; a released endpoint's is INT64_MIN */
+	*when = first == DUEMAP_NONE ? 0 : first < 1 ? 1 : first;
 	return HK_OK;
 }
 
@@ -364,6 +479,9 @@ hk_status pg_record(struct store *s, struct store_result *r, size_t n, int break
 		pg_tx_rollback(c);
 		*npaused = 0;
 	}
+	for (size_t i = 0; h == HK_OK && i < n; i++)
+		if (!r[i].fenced && r[i].status == DELIVERY_PENDING) /* a retry, now scheduled */
+			duemap_lower(((struct pg_store *)s)->due, r[i].endpoint_id, r[i].next_attempt_at);
 	store_breaker_clear(&rb.b);
 	free(rb.trip);
 	free(rb.endpoints);
@@ -377,8 +495,10 @@ hk_status pg_release_leases(struct store *s, int64_t now, struct hk_err *err)
 	pp_int(&p, now);
 	long changed = 0;
 	hk_status r = pg_do(c, PS_RELEASE, &p, &changed, err);
-	if (r == HK_OK && changed > 0)
+	if (r == HK_OK && changed > 0) {
 		log_info("released leases of a previous run", "deliveries=%ld", changed);
+		duemap_stale(((struct pg_store *)s)->due); /* due now, for any endpoint */
+	}
 	return r;
 }
 
@@ -386,18 +506,30 @@ hk_status pg_unclaim(struct store *s, const struct store_lease *l, size_t n, int
                      struct hk_err *err)
 {
 	PG_CONN_OR_FAIL(s, err);
+	char(*endpoints)[UUID_STR_LEN] = calloc(n + 1, UUID_STR_LEN);
+	if (!endpoints)
+		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 	hk_status r = pg_tx_begin(c, err);
 	for (size_t i = 0; r == HK_OK && i < n; i++) {
 		struct pg_params p = { 0 };
 		pp_text(&p, l[i].delivery_id);
 		pp_int(&p, l[i].lease);
 		pp_int(&p, now);
-		r = pg_do(c, PS_UNCLAIM, &p, NULL, err);
+		PGresult *res = pg_run(c, PS_UNCLAIM, &p, err);
+		if (!res)
+			r = err->status;
+		else if (PQntuples(res) == 1) /* else its lease had ended */
+			pg_copy(res, 0, 0, endpoints[i], UUID_STR_LEN);
+		PQclear(res);
 	}
 	if (r == HK_OK)
 		r = pg_tx_commit(c, err);
 	if (r != HK_OK)
 		pg_tx_rollback(c);
+	for (size_t i = 0; r == HK_OK && i < n; i++) /* given back: due again at once */
+		if (endpoints[i][0])
+			duemap_lower(((struct pg_store *)s)->due, endpoints[i], now);
+	free(endpoints);
 	return r;
 }
 
@@ -461,6 +593,32 @@ static void note_paused(struct pg_listener *l, const char *extra)
 		l->on.paused(l->on.arg, extra + prefix);
 }
 
+/* A notification that deliveries are due: for the endpoints it names, or
+ * (no payload) for any, which the next claim finds by a walk. A node hears
+ * its own too; lowering a time twice changes nothing. */
+static void note_due(struct pg_listener *l, const char *extra)
+{
+	size_t prefix = strlen(PG_DUE);
+	if (!*extra) {
+		duemap_stale(l->ps->due);
+		return;
+	}
+	if (strncmp(extra, PG_DUE, prefix) != 0)
+		return;
+	int64_t now = tu_now_ms();
+	char id[UUID_STR_LEN];
+	for (const char *p = extra + prefix; *p;) {
+		size_t len = strcspn(p, " ");
+		if (len == UUID_STR_LEN - 1) {
+			memcpy(id, p, len);
+			id[len] = '\0';
+			duemap_lower(l->ps->due, id, now);
+		}
+		p += len;
+		p += *p == ' ';
+	}
+}
+
 static bool listener_stopping(struct pg_listener *l)
 {
 	pthread_mutex_lock(&l->lock);
@@ -498,6 +656,7 @@ static void listen_until_broken(struct pg_listener *l, PGconn *conn)
 		while ((note = PQnotifies(conn)) != NULL) {
 			any = true;
 			note_paused(l, note->extra);
+			note_due(l, note->extra);
 			PQfreemem(note);
 		}
 		if (any)
@@ -529,7 +688,8 @@ static void *listener_main(void *arg)
 		}
 		if (backoff) {
 			log_info("listening for other nodes again", NULL);
-			l->on.wake(l->on.arg); /* notifications sent meanwhile are lost */
+			duemap_stale(l->ps->due); /* notifications sent meanwhile are lost */
+			l->on.wake(l->on.arg);
 		}
 		backoff = 0;
 		listen_until_broken(l, conn);

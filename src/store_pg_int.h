@@ -15,21 +15,27 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "duemap.h"
 #include "store_int.h"
 
-/* The NOTIFY channel that tells every node new deliveries are due, or,
- * with a payload of PG_PAUSED and an endpoint id, that it was paused. */
+/* The NOTIFY channel that tells every node new deliveries are due: with a
+ * payload of PG_DUE and endpoint ids (space-separated), for those
+ * endpoints; with none, for any. With PG_PAUSED and an endpoint id, it
+ * tells them that endpoint was paused. */
 #define PG_CHANNEL "hookd_due"
+#define PG_DUE "due "
 #define PG_PAUSED "paused "
+/* Payloads stay under PostgreSQL's 8,000 bytes: past this, a plain NOTIFY. */
+#define PG_DUE_MAX_IDS 150
 
 enum pg_stmt {
 	PS_ORG_INSERT, PS_ORG_GET, PS_ORG_COUNT,
 	PS_KEY_INSERT, PS_KEY_LOOKUP,
 	PS_EP_INSERT, PS_EP_GET, PS_EP_PRIMARY, PS_EP_LIST, PS_EP_UPDATE, PS_EP_DELETE,
-	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_PAUSED, PS_EP_FANOUT, PS_ROLLUP_DELETE,
+	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_PAUSED, PS_EP_DUE, PS_EP_FANOUT, PS_ROLLUP_DELETE,
 	PS_EV_IDEM, PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT,
 	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
-	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_NEXT_DUE,
+	PS_CLAIM_SELECT, PS_CLAIM_UPDATE, PS_DUE_WALK, PS_DUE_OF,
 	PS_REC_LOCK, PS_REC_RESULT, PS_REC_ENDPOINT, PS_REC_PAUSE, PS_REC_ROLLUP,
 	PS_RELEASE, PS_UNCLAIM, PS_STATS, PS_BEGIN,
 	PS_COUNT
@@ -66,6 +72,12 @@ struct pg_store {
 	 * a break), then closed by pg_close after that thread has stopped. */
 	int64_t node_id;
 	PGconn *alive;
+	/* When each endpoint next has something to claim, as this node knows
+	 * (duemap.h). Its own writes lower it after they commit; other nodes'
+	 * reach it through NOTIFY payloads (PG_DUE), and a walk of the
+	 * database every second finds what neither told it (a retry another
+	 * node scheduled, a dead node's leases running out). */
+	struct duemap *due;
 };
 
 /* (Re)take this node's liveness lock on ps->alive; false when unreachable. */

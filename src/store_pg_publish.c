@@ -27,6 +27,7 @@
 struct fan_ep {
 	char id[UUID_STR_LEN];
 	bool active;
+	bool due; /* the batch stored a delivery to it, and it is active */
 	json_t *types;
 };
 
@@ -363,6 +364,8 @@ static hk_status item_read(struct pg_conn *c, struct store_publish *it, struct p
 	if (r != HK_OK || inserted == 0)
 		return r;
 	w->pending = false;
+	for (size_t i = 0; i < w->org->n; i++)
+		w->org->eps[i].due |= w->org->eps[i].active && fans_to(it, &w->org->eps[i]);
 	it->deliveries = w->fanout;
 	if (w->fanout)
 		memcpy(it->delivery_id, w->delivery_id, UUID_STR_LEN);
@@ -399,6 +402,39 @@ static hk_status publish_round(struct pg_conn *c, struct pub_batch *b, struct hk
 	return r;
 }
 
+/* The commit of a batch that stored deliveries due, with a NOTIFY naming
+ * their endpoints (UUIDs from the database: nothing to quote), or a plain
+ * one, which has every node walk, when they are too many for a payload. */
+#define DUE_SQL_MAX (64 + PG_DUE_MAX_IDS * UUID_STR_LEN)
+static const char *due_sql(const struct pub_batch *b, char sql[DUE_SQL_MAX])
+{
+	size_t len = (size_t)sprintf(sql, "NOTIFY " PG_CHANNEL ", '" PG_DUE);
+	size_t ids = 0;
+	for (size_t o = 0; o < b->norgs; o++)
+		for (size_t i = 0; i < b->orgs[o].n; i++) {
+			if (!b->orgs[o].eps[i].due)
+				continue;
+			if (++ids > PG_DUE_MAX_IDS)
+				return "NOTIFY " PG_CHANNEL "; COMMIT";
+			len += (size_t)sprintf(sql + len, "%s%s", ids > 1 ? " " : "", b->orgs[o].eps[i].id);
+		}
+	strcpy(sql + len, "'; COMMIT");
+	return sql;
+}
+
+/* After the commit: this node may claim them at once. */
+static void due_lower(struct pg_store *ps, const struct pub_batch *b)
+{
+	int64_t at = INT64_MAX;
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->w[i].pending && b->items[i].created_at < at)
+			at = b->items[i].created_at;
+	for (size_t o = 0; o < b->norgs; o++)
+		for (size_t i = 0; i < b->orgs[o].n; i++)
+			if (b->orgs[o].eps[i].due)
+				duemap_lower(ps->due, b->orgs[o].eps[i].id, at);
+}
+
 hk_status pg_publish_batch(struct store *s, struct store_publish *items, size_t n,
                            struct hk_err *err)
 {
@@ -408,10 +444,13 @@ hk_status pg_publish_batch(struct store *s, struct store_publish *items, size_t 
 	while (r == HK_OK && (b.first || b.pending))
 		r = publish_round(c, &b, err);
 	/* The NOTIFY is delivered with the commit, to every node that LISTENs. */
+	char sql[DUE_SQL_MAX];
 	if (r == HK_OK)
-		r = pg_exec(c, b.due ? "NOTIFY " PG_CHANNEL "; COMMIT" : "COMMIT", err);
+		r = pg_exec(c, b.due ? due_sql(&b, sql) : "COMMIT", err);
 	if (r != HK_OK)
 		pg_tx_rollback(c);
+	else if (b.due)
+		due_lower((struct pg_store *)s, &b);
 	pub_free(&b);
 	return r;
 }
