@@ -454,7 +454,8 @@ static hk_status result_done(PGresult *res, long *changed, struct hk_err *err)
  * not per delivery, so planning them costs little. */
 static bool plan_each_time(enum pg_stmt id)
 {
-	return id == PS_CLAIM_SELECT || id == PS_CLAIM_UPDATE || id == PS_DUE_WALK || id == PS_DUE_OF;
+	return id == PS_CLAIM_SELECT || id == PS_CLAIM_UPDATE || id == PS_DUE_WALK ||
+	       id == PS_DUE_OF;
 }
 
 PGresult *pg_run(struct pg_conn *c, enum pg_stmt id, const struct pg_params *p,
@@ -1000,9 +1001,9 @@ static hk_status endpoint_patch(struct pg_conn *c, int64_t org_id, const char *i
 		return hk_fail(err, HK_ENOTFOUND, "endpoint_not_found", "no such endpoint");
 	if (r == HK_OK && pt->is_active >= 0)
 		r = pg_endpoint_hold(c, id, pt->is_active == 0, err);
-	/* Released deliveries are due now: wake every node. */
 	struct pg_params q = { 0 };
 	pp_text(&q, id);
+	/* Released deliveries are due now: wake every node. */
 	if (r == HK_OK && pt->is_active == 1)
 		r = pg_do(c, PS_EP_DUE, &q, NULL, err);
 	return r;

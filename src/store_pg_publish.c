@@ -27,7 +27,8 @@
 struct fan_ep {
 	char id[UUID_STR_LEN];
 	bool active;
-	bool due; /* the batch stored a delivery to it, and it is active */
+	bool due; /* active, and the batch sent a delivery for it (one an idempotency
+	           * key then turned away only makes its due time early) */
 	json_t *types;
 };
 
@@ -321,7 +322,7 @@ static hk_status delivery_send(struct pg_conn *c, const struct store_publish *it
 static hk_status item_send(struct pg_conn *c, const struct store_publish *it, struct pub_work *w,
                            struct hk_err *err)
 {
-	const struct fan_org *o = w->org;
+	struct fan_org *o = w->org;
 	w->fanout = 0;
 	w->due = false;
 	for (size_t i = 0; i < o->n; i++)
@@ -336,6 +337,7 @@ static hk_status item_send(struct pg_conn *c, const struct store_publish *it, st
 			continue;
 		r = delivery_send(c, it, &o->eps[i], w->delivery_id, err);
 		w->due |= o->eps[i].active;
+		o->eps[i].due |= o->eps[i].active;
 	}
 	return r;
 }
@@ -364,8 +366,6 @@ static hk_status item_read(struct pg_conn *c, struct store_publish *it, struct p
 	if (r != HK_OK || inserted == 0)
 		return r;
 	w->pending = false;
-	for (size_t i = 0; i < w->org->n; i++)
-		w->org->eps[i].due |= w->org->eps[i].active && fans_to(it, &w->org->eps[i]);
 	it->deliveries = w->fanout;
 	if (w->fanout)
 		memcpy(it->delivery_id, w->delivery_id, UUID_STR_LEN);

@@ -99,7 +99,8 @@ static enum MHD_Result add_header(void *cls, enum MHD_ValueKind kind, const char
 /* The client's port: one per connection on loopback. */
 static int peer_port(struct MHD_Connection *c)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	if (!ci || !ci->client_addr)
 		return 0;
 	if (ci->client_addr->sa_family == AF_INET6)
