@@ -303,47 +303,12 @@ static struct parked ep_unpark(struct dispatch *d, struct ep_count *e)
 	return p;
 }
 
-static int cmp_id(const void *a, const void *b)
+/* store_claim_room's lookup: what the endpoint has handed over or parked
+ * (claimer thread, which owns d->eps). */
+static unsigned ep_in_flight(const void *arg, const char *id)
 {
-	return strcmp(a, b);
-}
-
-/* The in-flight counts as the store's claim wants them: sorted by id.
- * Returns the count; *ids and *counts are malloc'd (NULL when none). */
-static size_t ep_snapshot(struct dispatch *d, char (**ids)[UUID_STR_LEN], unsigned **counts)
-{
-	size_t n = 0;
-	*ids = NULL;
-	*counts = NULL;
-	for (int b = 0; b < EP_BUCKETS; b++)
-		for (struct ep_count *e = d->eps[b]; e; e = e->next)
-			n++;
-	if (n == 0)
-		return 0;
-	struct { char id[UUID_STR_LEN]; unsigned n; } *tmp = malloc(n * sizeof(*tmp));
-	*ids = malloc(n * UUID_STR_LEN);
-	*counts = malloc(n * sizeof(unsigned));
-	if (!tmp || !*ids || !*counts) {
-		free(tmp);
-		free(*ids);
-		free(*counts);
-		*ids = NULL;
-		*counts = NULL;
-		return 0;
-	}
-	size_t i = 0;
-	for (int b = 0; b < EP_BUCKETS; b++)
-		for (struct ep_count *e = d->eps[b]; e; e = e->next, i++) {
-			memcpy(tmp[i].id, e->id, UUID_STR_LEN);
-			tmp[i].n = e->n + e->nparked;
-		}
-	qsort(tmp, n, sizeof(*tmp), cmp_id);
-	for (i = 0; i < n; i++) {
-		memcpy((*ids)[i], tmp[i].id, UUID_STR_LEN);
-		(*counts)[i] = tmp[i].n;
-	}
-	free(tmp);
-	return n;
+	struct ep_count *e = ep_get((struct dispatch *)arg, id, false);
+	return e ? e->n + e->nparked : 0;
 }
 
 /* ---- curl callbacks ---------------------------------------------------------- */
@@ -940,21 +905,15 @@ static bool claim(struct dispatch *d, int64_t now, bool surely_due)
 	}
 	unsigned cap = room < CLAIM_MAX ? room : CLAIM_MAX;
 	struct store_job jobs[CLAIM_MAX];
-	char(*ids)[UUID_STR_LEN];
-	unsigned *counts;
 	/* Claim up to a cap's worth ahead per endpoint: what does not fit
 	 * under the cap now is parked here, and goes out the moment a slot
 	 * comes back instead of one claim (and one write lock) later. Parked
 	 * jobs count against the global cap like those in flight. */
-	struct store_claim_room r = { .per_endpoint = 2 * (unsigned)cfg->max_in_flight_per_endpoint };
-	r.n = ep_snapshot(d, &ids, &counts);
-	r.endpoints = (const char(*)[UUID_STR_LEN])ids;
-	r.in_flight = counts;
+	struct store_claim_room r = { .per_endpoint = 2 * (unsigned)cfg->max_in_flight_per_endpoint,
+	                              .in_flight = ep_in_flight, .arg = d };
 	size_t n = 0;
 	int64_t lease_until = now + cfg->connect_timeout_ms + cfg->attempt_timeout_ms + cfg->lease_margin_ms;
 	hk_status st = store_claim(d->store, now, lease_until, cap, &r, jobs, &n, &err);
-	free(ids);
-	free(counts);
 	if (st != HK_OK) {
 		log_warn("claim failed", "code=%s", err.code);
 		return false;

@@ -30,19 +30,11 @@ hk_status store_open(const char *db, const struct store_options *opt, struct sto
 
 /* ---- what every backend does the same way -------------------------------- */
 
-static int cmp_id(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
 unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most)
 {
 	if (!room->per_endpoint)
 		return most;
-	/* room->endpoints is sorted by id. */
-	const char(*hit)[UUID_STR_LEN] = room->n ? bsearch(endpoint, room->endpoints, room->n,
-	                                                    UUID_STR_LEN, cmp_id) : NULL;
-	unsigned used = hit ? room->in_flight[hit - room->endpoints] : 0;
+	unsigned used = room->in_flight ? room->in_flight(room->arg, endpoint) : 0;
 	unsigned left = used < room->per_endpoint ? room->per_endpoint - used : 0;
 	return left < most ? left : most;
 }

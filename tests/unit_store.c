@@ -349,6 +349,18 @@ static void test_release_memory(void)
 	remove_tmp(path);
 }
 
+/* One endpoint's attempts in flight, as the dispatcher reports them. */
+struct busy {
+	const char *endpoint;
+	unsigned n;
+};
+
+static unsigned busy_in(const void *arg, const char *endpoint)
+{
+	const struct busy *b = arg;
+	return strcmp(b->endpoint, endpoint) == 0 ? b->n : 0;
+}
+
 static void test_breaker_holds(struct store *s, int64_t org2)
 {
 	struct store_endpoint ep;
@@ -387,14 +399,13 @@ static void test_breaker_holds(struct store *s, int64_t org2)
 	for (size_t i = 0; i < n; i++)
 		store_job_clear(&jobs[i]);
 	/* Leases expire; with 1 of a cap of 2 in flight, one more may be claimed. */
-	unsigned busy = 1;
-	struct store_claim_room room = { .per_endpoint = 2, .endpoints = (const char (*)[UUID_STR_LEN])ep.id,
-	                                 .in_flight = &busy, .n = 1 };
+	struct busy busy = { .endpoint = ep.id, .n = 1 };
+	struct store_claim_room room = { .per_endpoint = 2, .in_flight = busy_in, .arg = &busy };
 	CHECK(store_claim(s, T0 + 200000, T0 + 230000, 3, &room, jobs, &n, &err) == HK_OK && n == 1,
 	      "claim fills only the room under the per-endpoint cap");
 	for (size_t i = 0; i < n; i++)
 		store_job_clear(&jobs[i]);
-	busy = 2;
+	busy.n = 2;
 	CHECK(store_claim(s, T0 + 300000, T0 + 330000, 3, &room, jobs, &n, &err) == HK_OK && n == 0,
 	      "claim skips endpoints at their in-flight cap");
 }
