@@ -314,7 +314,8 @@ static void server_stop(struct server *sv)
  * so can each API connection: up to --max-in-flight plus --max-connections,
  * 14,096 by default. The soft limit on open files is often 1,024 (systemd's
  * default), past which connects fail with EMFILE, so it is raised to the
- * hard limit, as nginx and Go programs do; a warning if even that is short. */
+ * hard limit (as Go's runtime does for every Go program); a warning if even
+ * that is short. */
 static void raise_open_files(const struct config *cfg)
 {
 	struct rlimit rl;
