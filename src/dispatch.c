@@ -84,6 +84,13 @@
 #define XFER_KEEP 256
 #define IDLE_CONNS_KEPT 1024 /* idle connections kept for reuse (curlpoll_new) */
 #define HEAP_RELEASE_EVERY_MS 1000 /* at most this often, while a burst subsides */
+/* libcurl 7.88 walks its whole DNS cache (an entry per host it has resolved,
+ * IP literals included) as each transfer starts, to drop the entries older
+ * than CURLOPT_DNS_CACHE_TIMEOUT. Beside 2,000 endpoints that walk was a
+ * seventh of the delivery loop's time. So transfers keep entries for good
+ * (-1 skips the walk) except one a minute, which walks with libcurl's
+ * default of 60 s: a host's address is looked up again within two minutes. */
+#define DNS_PRUNE_EVERY_MS 60000
 
 struct xfer {
 	struct dispatch *d;
@@ -158,6 +165,7 @@ struct dispatch {
 	unsigned nfree;      /* on free_xfers */
 	unsigned destroyed;  /* transfers freed since the last heap_release */
 	int64_t released_at; /* tu_mono_ms of the last heap_release */
+	int64_t dns_pruned_at; /* tu_mono_ms of the last DNS cache walk */
 	struct xfer *active; /* started, not yet finished */
 	struct outcome *round, *round_tail; /* finished this round, for the recorder */
 	struct store_job *spare; /* swapped with d->ready */
@@ -411,10 +419,21 @@ static int build_headers(struct xfer *x, int64_t ts)
 	return 0;
 }
 
+/* CURLOPT_DNS_CACHE_TIMEOUT for the next transfer (DNS_PRUNE_EVERY_MS). */
+static long dns_cache_timeout(struct dispatch *d)
+{
+	int64_t now = tu_mono_ms();
+	if (d->dns_pruned_at && now - d->dns_pruned_at < DNS_PRUNE_EVERY_MS)
+		return -1;
+	d->dns_pruned_at = now;
+	return DNS_PRUNE_EVERY_MS / 1000;
+}
+
 /* What changes from one attempt to the next. */
 static void set_job_options(struct xfer *x)
 {
 	CURL *e = x->easy;
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, dns_cache_timeout(x->d));
 	curl_easy_setopt(e, CURLOPT_URL, x->job.url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->job.body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->job.body_len);
