@@ -1,9 +1,11 @@
 """How hookd keeps its connections to receivers, seen from a receiver: which
 connection (client port) each delivery arrived on. The connection handling
 is libcurl's, the same on both stores."""
+import os
 import resource
 import socket
 import threading
+import time
 
 from harness import wait_until
 
@@ -71,3 +73,31 @@ def test_connections_are_reused_beside_a_thousand_hanging(ctx):
         reqs = r.wait_for(wave * 10 + 10, "/status/200", timeout=60)
     ports = {q["peer_port"] for q in reqs}
     assert len(ports) <= 50, "200 deliveries came over %d connections" % len(ports)
+
+
+def cpu_seconds(pid):
+    """utime + stime of a process so far, in seconds."""
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_connections_closed_by_the_receiver_cost_nothing(ctx):
+    """hookd keeps a keep-alive connection registered with epoll while no
+    transfer uses it (src/curlpoll.c). When the receiver then closes it,
+    the socket stays readable for good: hookd must drop it at the first
+    event, not wake up for it again and again. Idle, it spends almost no
+    CPU; spinning on such a socket would take a whole core."""
+    r = ctx.receiver()
+    h = ctx.hookd(extra_args=["--ca-file", ctx.certs["ca"], "--allow-targets", "127.0.0.0/8"])
+    st, got, _ = h.request("PUT", "/v1/webhooks", {"url": r.url("/status/200"), "enabled": True})
+    assert st == 200, got
+    for i in range(20):
+        publish(h, "x", i)
+    r.wait_for(20, "/status/200")
+    wait_until(lambda: h.attempts_counted("succeeded") == 20, 10, "20 attempts recorded")
+    r.stop()  # closes hookd's idle connections from the receiver's side
+    time.sleep(0.5)
+    before = cpu_seconds(h.proc.pid)
+    time.sleep(2)
+    spent = cpu_seconds(h.proc.pid) - before
+    assert spent < 0.5, "idle hookd spent %.2f s of CPU in 2 s" % spent
