@@ -30,6 +30,12 @@ hk_status store_open(const char *db, const struct store_options *opt, struct sto
 
 /* ---- what every backend does the same way -------------------------------- */
 
+int64_t store_due_first(struct duemap *due)
+{
+	int64_t first = duemap_first(due);
+	return first == DUEMAP_NONE ? 0 : first < 1 ? 1 : first;
+}
+
 unsigned store_room_left(const struct store_claim_room *room, const char *endpoint, unsigned most)
 {
 	if (!room->per_endpoint)

@@ -9,6 +9,7 @@
 #ifndef HK_STORE_INT_H
 #define HK_STORE_INT_H
 
+#include "duemap.h"
 #include "store.h"
 
 struct store_ops {
@@ -54,6 +55,11 @@ extern const struct store_ops store_sqlite_ops;
 extern const struct store_ops store_pg_ops;
 
 /* ---- what every backend does the same way (store.c) ---------------------- */
+
+/* store_next_due's answer from a backend's due times: 0 when nothing is
+ * pending, else the earliest, at least 1 (a released endpoint's is
+ * INT64_MIN, which would read as "nothing"). */
+int64_t store_due_first(struct duemap *due);
 
 /* How many more deliveries of endpoint may be claimed under room, at most
  * `most`. */

@@ -279,9 +279,7 @@ hk_status pg_next_due(struct store *s, int64_t *when, struct hk_err *err)
 	hk_status r = due_refresh(ps, c, err);
 	if (r != HK_OK)
 		return r;
-	int64_t first = duemap_first(ps->due);
-	/* 0 says nothing is pending; a released endpoint's is INT64_MIN */
-	*when = first == DUEMAP_NONE ? 0 : first < 1 ? 1 : first;
+	*when = store_due_first(ps->due);
 	return HK_OK;
 }
 

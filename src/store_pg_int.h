@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-#include "duemap.h"
 #include "store_int.h"
 
 /* The NOTIFY channel that tells every node new deliveries are due: with a

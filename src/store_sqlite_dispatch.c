@@ -242,9 +242,7 @@ hk_status sq_next_due(struct store *s, int64_t *when, struct hk_err *err)
 	hk_status r = due_refresh(c, err);
 	if (r != HK_OK)
 		return r;
-	int64_t first = duemap_first(c->ss->due);
-	/* 0 says nothing is pending; a released endpoint's is INT64_MIN */
-	*when = first == DUEMAP_NONE ? 0 : first < 1 ? 1 : first;
+	*when = store_due_first(c->ss->due);
 	return HK_OK;
 }
 
