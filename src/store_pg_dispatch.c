@@ -4,8 +4,8 @@
  * attempts, and the LISTEN thread that wakes this node when another one
  * publishes. The design notes are at the top of store_pg.c.
  *
- * Locking order: endpoints before their deliveries, everywhere. PATCH and
- * DELETE of an endpoint lock its row, then its deliveries (hold, cascade). A
+ * Locking order: endpoints before their deliveries, everywhere. PATCH locks
+ * an endpoint's row only; DELETE its row, then its deliveries (cascade). A
  * record locks its endpoints first, in id order, then updates deliveries and
  * counters, so it can deadlock neither with those nor with another node's
  * record. A claim locks delivery rows only (FOR UPDATE OF d SKIP LOCKED:
@@ -427,8 +427,8 @@ static hk_status counters_read(struct pg_conn *c, void *ctx, struct hk_err *err)
 	return h;
 }
 
-/* Pause an endpoint that reached the threshold and hold its deliveries.
- * Only the node whose UPDATE flips is_active reports the pause. */
+/* Pause an endpoint that reached the threshold. Only the node whose UPDATE
+ * flips is_active reports the pause. */
 static hk_status breaker_pause(struct pg_conn *c, const char *endpoint, bool *paused,
                                struct hk_err *err)
 {
@@ -436,7 +436,7 @@ static hk_status breaker_pause(struct pg_conn *c, const char *endpoint, bool *pa
 	pp_text(&q, endpoint);
 	long changed = 0;
 	hk_status h = pg_do(c, PS_REC_PAUSE, &q, &changed, err);
-	if (h == HK_OK && changed == 1 && (h = pg_endpoint_hold(c, endpoint, true, err)) == HK_OK)
+	if (h == HK_OK && changed == 1 && (h = pg_endpoint_paused(c, endpoint, err)) == HK_OK)
 		*paused = true;
 	return h;
 }

@@ -31,7 +31,7 @@ enum pg_stmt {
 	PS_ORG_INSERT, PS_ORG_GET, PS_ORG_COUNT,
 	PS_KEY_INSERT, PS_KEY_LOOKUP,
 	PS_EP_INSERT, PS_EP_GET, PS_EP_PRIMARY, PS_EP_LIST, PS_EP_UPDATE, PS_EP_DELETE,
-	PS_EP_SET_SECRET, PS_EP_HOLD, PS_EP_RELEASE, PS_EP_PAUSED, PS_EP_DUE, PS_EP_FANOUT,
+	PS_EP_SET_SECRET, PS_EP_PAUSED, PS_EP_DUE, PS_EP_FANOUT,
 	PS_ROLLUP_DELETE,
 	PS_EV_IDEM, PS_EV_IDEM_CLEAR, PS_EV_INSERT, PS_DL_INSERT,
 	PS_DL_LIST, PS_DL_COUNT, PS_DL_GET, PS_AT_LIST, PS_DL_RETRY,
@@ -141,8 +141,10 @@ void pg_tx_rollback(struct pg_conn *c);
 /* Copy a text column into a fixed buffer; "" for NULL. */
 void pg_copy(const PGresult *res, int row, int col, char *dst, size_t cap);
 int64_t pg_int(const PGresult *res, int row, int col);
-/* Hold (or release) an endpoint's pending deliveries. */
-hk_status pg_endpoint_hold(struct pg_conn *c, const char *id, bool hold, struct hk_err *err);
+/* Tell every node, at commit, that endpoint id was paused: what they claimed
+ * ahead for it, they give back. Its pending deliveries stay as they are;
+ * claims and due times pass over a paused endpoint. */
+hk_status pg_endpoint_paused(struct pg_conn *c, const char *id, struct hk_err *err);
 /* A resting secret back to plaintext (empty when it does not open). */
 char *pg_open_secret(const struct pg_store *ps, const char *id, const char *value);
 

@@ -312,7 +312,6 @@ static hk_status delivery_send(struct pg_conn *c, const struct store_publish *it
 	pp_text(&p, it->event_type);
 	pp_int(&p, it->created_at);
 	pp_int(&p, it->created_at);
-	pp_int(&p, !e->active);
 	pp_int(&p, test);
 	pp_int(&p, test);
 	return pg_pipe_send(c, PS_DL_INSERT, &p, err);

@@ -17,8 +17,8 @@ import time
 from harness import wait_until
 from test_delivery import BASE, FAST, endpoint, publish, settled, start
 
-# PostgreSQL holds and releases in the transaction that pauses or
-# re-enables the endpoint: none of this can arise there.
+# PostgreSQL does not hold a paused endpoint's deliveries at all: none of
+# this can arise there.
 BACKENDS = ("sqlite",)
 
 CAP = 8

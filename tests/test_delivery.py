@@ -213,7 +213,8 @@ def test_pause_through_the_api_gives_back_deliveries_claimed_ahead(ctx):
 def test_reenabling_a_backlog_of_several_chunks_delivers_each_once(ctx):
     # SQLite lets held deliveries go 4,096 at a time, each chunk in its own
     # transaction while deliveries already go out: none may be left behind
-    # or sent twice. (PostgreSQL releases them all in one transaction.)
+    # or sent twice. (PostgreSQL leaves them as they are: they are
+    # claimable again once the endpoint is.)
     h, r = start(ctx)
     st, got, _ = h.request("PUT", "/v1/webhooks", {"url": r.url("/status/200"), "enabled": False})
     assert st == 200, got
