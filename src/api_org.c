@@ -170,6 +170,8 @@ static void handle_patch(struct http_req *req, void *ctx)
 			st = store_endpoint_update(app->store, auth.org_id, id, &p, tu_now_ms(), &ep, &err);
 		if (st == HK_OK && p.is_active == 0)
 			dispatch_paused(app->dispatch, ep.id);
+		else if (st == HK_OK && p.is_active == 1)
+			dispatch_wake(app->dispatch); /* its backlog is claimable again */
 		if (st == HK_OK) {
 			http_reply_json(req, 200, api_endpoint_json(&ep, false));
 		} else {

@@ -143,6 +143,8 @@ static void handle_put(struct http_req *req, void *ctx)
 		                 e ? json_is_true(e) : -1, secret, &ep, &created, &err);
 	if (st == HK_OK && !ep.is_active)
 		dispatch_paused(app->dispatch, ep.id);
+	else if (st == HK_OK && e)
+		dispatch_wake(app->dispatch); /* its backlog is claimable again */
 	if (st == HK_OK) {
 		reply_webhook(req, &ep, created ? secret : NULL);
 	} else {

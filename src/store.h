@@ -145,15 +145,13 @@ hk_status store_endpoint_primary(struct store *s, int64_t org_id, struct store_e
 /* All endpoints of the org, newest first; *out freed with store_endpoint_free_array. */
 hk_status store_endpoint_list(struct store *s, int64_t org_id, struct store_endpoint **out,
                               size_t *n, struct hk_err *err);
-/* Apply the patch and return the endpoint as it now is in *out. Pausing
- * (is_active 0) holds its pending deliveries; re-enabling (is_active 1)
- * releases them, oldest first, and resets consecutive_failures. On
- * PostgreSQL, whose row locks stall no other writer, both happen in the
- * patch's transaction. On SQLite they go on after this returns, on a thread
- * of the store's, in chunks of their own transactions so that publishes and
- * deliveries go on meanwhile; the listener's wake (store_listen) follows
- * each chunk released, and a start after a crash finishes what was cut
- * short (store_release_leases). Claims skip a paused endpoint at once. */
+/* Apply the patch and return the endpoint as it now is in *out. Claims pass
+ * over a paused endpoint (is_active 0) from the commit on, and its pending
+ * deliveries wait where they are; re-enabling it (is_active 1) makes them
+ * claimable again at their old due times, oldest first, and resets
+ * consecutive_failures. Either changes the endpoint's row alone, whatever
+ * its backlog. The caller wakes this process's dispatcher after a
+ * re-enable; on PostgreSQL the other nodes are told at commit. */
 hk_status store_endpoint_update(struct store *s, int64_t org_id, const char *id,
                                 const struct store_endpoint_patch *p, int64_t now,
                                 struct store_endpoint *out, struct hk_err *err);
@@ -250,7 +248,7 @@ hk_status store_delivery_get(struct store *s, int64_t org_id, const char *id,
 
 /* Queue one more attempt now, whatever the status. A finished delivery goes
  * back to pending for exactly one attempt (no automatic retries after it);
- * a delivery of a paused endpoint is held until the endpoint is re-enabled. */
+ * a delivery of a paused endpoint waits until the endpoint is re-enabled. */
 hk_status store_delivery_retry(struct store *s, int64_t org_id, const char *id, int64_t now,
                                struct hk_err *err);
 
@@ -328,8 +326,7 @@ struct store_result {
 /* Record n attempts in ONE transaction: the attempt rows, the deliveries'
  * new state (only where the lease still holds), the endpoints' failure
  * counters, the per-minute rollup, and the circuit breaker: an endpoint whose
- * counter reaches breaker_threshold is paused and its pending deliveries held
- * (on SQLite, as store_endpoint_update holds them, after the commit).
+ * counter reaches breaker_threshold is paused (as by store_endpoint_update).
  * The ids of endpoints paused by this batch go to paused (OUT, room for n). */
 hk_status store_record(struct store *s, struct store_result *r, size_t n, int breaker_threshold,
                        char (*paused)[UUID_STR_LEN], size_t *npaused, struct hk_err *err);
@@ -357,8 +354,7 @@ hk_status store_unclaim(struct store *s, const struct store_lease *l, size_t n, 
 /* ---- other writers ------------------------------------------------------- */
 
 /* What happens in the store outside any call of this process, called on a
- * store thread: another process's writes (PostgreSQL's NOTIFY), a backlog
- * released in the background (SQLite). */
+ * store thread: another node's writes (PostgreSQL's NOTIFY). */
 struct store_listener {
 	/* Deliveries became due: an idle dispatcher claims at once rather than
 	 * at its next poll. */

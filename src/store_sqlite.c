@@ -12,13 +12,12 @@
  * commit (the attempt's record) fsyncs the WAL up to and past it anyway.
  * Writers take the lock up front (BEGIN IMMEDIATE) and wait busy_timeout_ms.
  *
- * Schema (migrations 1 to 3) is laid out for millions of deliveries:
- *   - deliveries_due is a partial index holding only claimable rows
- *     (pending and not held), by endpoint and then due time (3), so
- *     claiming never walks finished history, the backlog of a paused
- *     endpoint, or that of an endpoint already at its cap;
- *   - deliveries_held (2) holds only that backlog, so re-enabling the
- *     endpoint finds it without walking the endpoint's history;
+ * Schema (migrations 1 to 4) is laid out for millions of deliveries:
+ *   - deliveries_due is a partial index holding only pending rows, by
+ *     endpoint and then due time (4), so claiming never walks finished
+ *     history, and takes each endpoint's due deliveries directly: a paused
+ *     endpoint's backlog, or that of one at its cap, is never walked. So a
+ *     pause or re-enable changes the endpoint's row alone;
  *   - deliveries_endpoint serves every per-endpoint listing, newest first;
  *   - attempt_rollup keeps per-endpoint, per-minute counts, updated in the
  *     same transaction as the attempts, so statistics cost O(minutes).
@@ -31,11 +30,11 @@
  * every endpoint with anything pending, due or not: beside 2,000 endpoints
  * with an attempt in flight, that halved a drain. Every statement that
  * makes a delivery claimable sooner lowers its endpoint's time: a publish
- * (delivery_insert), a release (store_sqlite_backlog.c), a manual retry, a
+ * (delivery_insert), a re-enable (sq_endpoint_update), a manual retry, a
  * scheduled retry (record_delivery) and a claim given back (sq_unclaim). A
- * walk of the index (due_walk) fills it at start and after bulk repairs,
- * and catches up every 30 s as a safety net, or every second when another
- * process writes the file too.
+ * walk of the index (due_walk) fills it at start, once the leases of a dead
+ * run are released, and catches up every 30 s as a safety net, or every
+ * second when another process writes the file too.
  */
 #include "store_sqlite_int.h"
 
@@ -73,13 +72,13 @@
  * oldest claimable delivery of endpoint h.id falls due. */
 #define HEADS \
 	"WITH RECURSIVE heads(id) AS (SELECT (SELECT min(endpoint_id) FROM deliveries" \
-	" INDEXED BY deliveries_due WHERE status = 0 AND held = 0)" \
+	" INDEXED BY deliveries_due WHERE status = 0)" \
 	" UNION ALL SELECT (SELECT min(endpoint_id) FROM deliveries INDEXED BY deliveries_due" \
-	" WHERE status = 0 AND held = 0 AND endpoint_id > heads.id)" \
+	" WHERE status = 0 AND endpoint_id > heads.id)" \
 	" FROM heads WHERE heads.id IS NOT NULL)"
 #define HEAD_DUE \
 	"(SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_due" \
-	" WHERE endpoint_id = h.id AND status = 0 AND held = 0)"
+	" WHERE endpoint_id = h.id AND status = 0)"
 
 static const char *const stmt_sql[ST_COUNT] = {
 	[ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -105,27 +104,6 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EP_DELETE] = "DELETE FROM endpoints WHERE id = ? AND org_id = ?",
 	[ST_EP_SET_SECRET] = "UPDATE endpoints SET secret = ?3, secret_version = secret_version + 1"
 	                     " WHERE id = ?1 AND org_id = ?2 RETURNING secret_version",
-	/* A chunk of an endpoint's backlog (store_sqlite_backlog.c): ?2 is
-	 * where the previous chunk stopped, in the order of the index walked,
-	 * which each returns. A hold goes through the claimable rows, not the
-	 * endpoint's history: history only grows, the pending backlog drains.
-	 * Each stops once the endpoint has changed its mind. */
-	[ST_EP_HOLD] = "UPDATE deliveries SET held = 1 WHERE rowid IN (SELECT rowid FROM deliveries"
-	               " INDEXED BY deliveries_due WHERE next_attempt_at >= ?2 AND endpoint_id = ?1"
-	               " AND status = 0 AND held = 0 ORDER BY next_attempt_at LIMIT ?3)"
-	               " AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?1 AND is_active = 0)"
-	               " RETURNING next_attempt_at",
-	[ST_EP_RELEASE] = "UPDATE deliveries SET held = 0 WHERE rowid IN (SELECT rowid FROM deliveries"
-	                  " INDEXED BY deliveries_held WHERE endpoint_id = ?1 AND created_at >= ?2"
-	                  " AND status = 0 AND held = 1 ORDER BY created_at LIMIT ?3)"
-	                  " AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?1 AND is_active = 1)"
-	                  " RETURNING created_at",
-	[ST_HELD_REPAIR] = "UPDATE deliveries SET held = 0 WHERE status = 0 AND held = 1"
-	                   " AND endpoint_id IN (SELECT id FROM endpoints WHERE is_active = 1)",
-	[ST_UNHELD_REPAIR] = "UPDATE deliveries SET held = 1 WHERE rowid IN (SELECT d.rowid"
-	                     " FROM deliveries d INDEXED BY deliveries_due"
-	                     " JOIN endpoints e ON e.id = d.endpoint_id"
-	                     " WHERE d.status = 0 AND d.held = 0 AND e.is_active = 0)",
 	[ST_EP_FANOUT] = "SELECT id, is_active, event_types FROM endpoints WHERE org_id = ?",
 	[ST_ROLLUP_DELETE] = "DELETE FROM attempt_rollup WHERE endpoint_id = ?",
 	[ST_EV_IDEM] = "SELECT id, req_hash, fanout, created_at FROM events WHERE org_id = ? AND idem_key = ?",
@@ -133,7 +111,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_EV_INSERT] = "INSERT INTO events(id, org_id, event_type, body, created_at, idem_key, req_hash,"
 	                 " fanout) VALUES(?,?,?,?,?,?,?,?)",
 	[ST_DL_INSERT] = "INSERT INTO deliveries(id, endpoint_id, event_id, event_type, created_at,"
-	                 " next_attempt_at, held, is_test, no_retry) VALUES(?,?,?,?,?,?,?,?,?)",
+	                 " next_attempt_at, is_test, no_retry) VALUES(?,?,?,?,?,?,?,?)",
 	[ST_DL_LIST] = "SELECT " DELIVERY_COLS DELIVERY_FILTER
 	               " ORDER BY d.created_at DESC, d.id DESC LIMIT ?6 OFFSET ?7",
 	[ST_DL_COUNT] = "SELECT count(*)" DELIVERY_FILTER,
@@ -144,17 +122,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	               " FROM attempts WHERE delivery_id = ? ORDER BY number",
 	[ST_DL_RETRY] = "UPDATE deliveries SET"
 	                " no_retry = CASE WHEN status = 0 THEN no_retry ELSE 1 END, status = 0,"
-	                " next_attempt_at = ?3,"
-	                " held = (SELECT 1 - e.is_active FROM endpoints e WHERE e.id = deliveries.endpoint_id)"
+	                " next_attempt_at = ?3"
 	                " WHERE id = ?1 AND endpoint_id IN (SELECT id FROM endpoints WHERE org_id = ?2)"
-	                " RETURNING endpoint_id, held, next_attempt_at",
+	                " RETURNING endpoint_id, next_attempt_at",
 	/* Every active endpoint with something claimable, and when (a walk of
 	 * the duemap, due_walk). */
 	[ST_DUE_WALK] = HEADS " SELECT h.id, " HEAD_DUE " FROM heads h"
 	                " JOIN endpoints e ON e.id = h.id WHERE h.id IS NOT NULL AND e.is_active = 1",
 	/* When endpoint ?1 next has something to claim; NULL: nothing, or paused. */
 	[ST_DUE_OF] = "SELECT min(next_attempt_at) FROM deliveries INDEXED BY deliveries_due"
-	              " WHERE endpoint_id = ?1 AND status = 0 AND held = 0"
+	              " WHERE endpoint_id = ?1 AND status = 0"
 	              " AND EXISTS (SELECT 1 FROM endpoints WHERE id = ?1 AND is_active = 1)",
 	/* One active endpoint's due deliveries, oldest first. */
 	[ST_CLAIM_SELECT] = "SELECT d.id, d.event_id, d.endpoint_id, d.attempt_count, d.no_retry,"
@@ -162,7 +139,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 	                    " FROM deliveries d INDEXED BY deliveries_due"
 	                    " JOIN endpoints e ON e.id = d.endpoint_id"
 	                    " JOIN events ev ON ev.id = d.event_id"
-	                    " WHERE d.endpoint_id = ?1 AND d.status = 0 AND d.held = 0"
+	                    " WHERE d.endpoint_id = ?1 AND d.status = 0"
 	                    " AND d.next_attempt_at <= ?2 AND e.is_active = 1"
 	                    " ORDER BY d.next_attempt_at LIMIT ?3",
 	[ST_CLAIM_UPDATE] = "UPDATE deliveries SET lease = ?2, next_attempt_at = ?3"
@@ -178,13 +155,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_REC_ROLLUP] = "INSERT INTO attempt_rollup(endpoint_id, minute, succeeded, failed)"
 	                  " VALUES(?1, ?2, ?3, ?4) ON CONFLICT(endpoint_id, minute) DO UPDATE SET"
 	                  " succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed",
-	/* Through the two indexes of pending rows, not the whole history: 2 ms
+	/* Through the index of pending rows, not the whole history: 2 ms
 	 * instead of 76 beside 2,000,000 finished deliveries, cached. */
 	[ST_RELEASE] = "UPDATE deliveries SET next_attempt_at = ?1, lease = NULL WHERE rowid IN"
 	               " (SELECT rowid FROM deliveries INDEXED BY deliveries_due"
-	               " WHERE status = 0 AND held = 0 AND lease IS NOT NULL UNION ALL"
-	               " SELECT rowid FROM deliveries INDEXED BY deliveries_held"
-	               " WHERE status = 0 AND held = 1 AND lease IS NOT NULL)",
+	               " WHERE status = 0 AND lease IS NOT NULL)",
 	[ST_UNCLAIM] = "UPDATE deliveries SET next_attempt_at = ?3, lease = NULL"
 	               " WHERE id = ?1 AND lease = ?2 AND status = 0 RETURNING endpoint_id",
 	[ST_STATS] = "SELECT (minute * 60000 / ?4) * ?4 AS bucket, sum(succeeded), sum(failed)"
@@ -261,8 +236,8 @@ static const char *const migrations[] = {
 	"  succeeded INTEGER NOT NULL,"
 	"  failed INTEGER NOT NULL,"
 	"  PRIMARY KEY(endpoint_id, minute)) WITHOUT ROWID;",
-	/* Held deliveries by endpoint, so a release finds them without walking
-	 * the endpoint's history (store_sqlite_backlog.c). */
+	/* Held deliveries by endpoint, so a release found them without walking
+	 * the endpoint's history (until 4). */
 	"CREATE INDEX deliveries_held ON deliveries(endpoint_id, created_at) WHERE status = 0 AND held = 1;",
 	/* Claimable rows by endpoint, so a claim takes each endpoint's due
 	 * deliveries directly (sq_claim). Ordered by time alone, a claim walked
@@ -272,6 +247,16 @@ static const char *const migrations[] = {
 	"DROP INDEX deliveries_due;"
 	"CREATE INDEX deliveries_due ON deliveries(endpoint_id, next_attempt_at)"
 	" WHERE status = 0 AND held = 0;",
+	/* A pause no longer marks its endpoint's pending deliveries held, nor
+	 * a re-enable unmarks them: claims go endpoint by endpoint and pass
+	 * over a paused one by themselves. Marking took a thread of its own,
+	 * in chunks, with repairs after a crash. Rows an older version held
+	 * are claimable again once their endpoint is active. SQLite rewrites
+	 * the table to drop a column: once, here. */
+	"DROP INDEX deliveries_held;"
+	"DROP INDEX deliveries_due;"
+	"ALTER TABLE deliveries DROP COLUMN held;"
+	"CREATE INDEX deliveries_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 0;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -324,9 +309,9 @@ static hk_status conn_open(struct sq_store *ss, struct sq_conn **out, struct hk_
 	sqlite3_busy_handler(c->db, busy_wait, ss);
 	/* temp_store stays at its default on purpose: a statement's undo journal
 	 * then moves to a temporary file once it outgrows a few pages. With
-	 * temp_store=MEMORY, re-enabling an endpoint over 100,000 held
-	 * deliveries kept about 16 MiB of journal in memory for the one UPDATE
-	 * that releases them, more for a larger backlog. */
+	 * temp_store=MEMORY, one UPDATE of 100,000 deliveries (re-enabling an
+	 * endpoint, before schema version 4) kept about 16 MiB of journal in
+	 * memory; deleting an endpoint with its history is still that large. */
 	/* wal_autocheckpoint: the committing thread copies the WAL into the
 	 * database and fsyncs it every so many pages. At SQLite's default of
 	 * 1,000 (4 MiB) that was every 10-40 ms under load, each a second fsync
@@ -509,7 +494,6 @@ static void sq_close(struct store *s)
 	struct sq_store *ss = (struct sq_store *)s;
 	if (!ss)
 		return;
-	sq_backlog_stop(ss->backlog); /* before the connections it uses close */
 	if (ss->lock_fd >= 0)
 		close(ss->lock_fd);
 	struct sq_conn *c = ss->conns;
@@ -545,10 +529,6 @@ static hk_status sq_open(const char *db, const struct store_options *opt, struct
 	pthread_mutex_init(&ss->lock, NULL);
 	pthread_key_create(&ss->key, NULL);
 	ss->sole = take_file_lock(ss);
-	if (!(ss->backlog = sq_backlog_start(ss))) {
-		sq_close(&ss->base);
-		return hk_fail(err, HK_EINTERNAL, NULL, "cannot start the backlog thread");
-	}
 	struct sq_conn *c = sq_conn(ss, err);
 	hk_status st = c ? migrate(c, err) : HK_ESTORE;
 	if (st != HK_OK) {
@@ -865,10 +845,9 @@ static hk_status sq_endpoint_update(struct store *s, int64_t org_id, const char 
 	if (r != HK_OK) {
 		sq_tx_rollback(c);
 		store_endpoint_clear(out);
-	} else if (p->is_active == 0) {
-		sq_backlog_hold(c->ss->backlog, id);
 	} else if (p->is_active == 1) {
-		sq_backlog_release(c->ss->backlog, id);
+		/* its deliveries kept their old due times: any time is early */
+		duemap_lower(c->ss->due, id, INT64_MIN);
 	}
 	return r;
 }
@@ -1046,9 +1025,8 @@ static hk_status delivery_insert(struct sq_conn *c, const struct store_publish *
 	sq_bind_text(st, 4, it->event_type);
 	sqlite3_bind_int64(st, 5, it->created_at);
 	sqlite3_bind_int64(st, 6, it->created_at);
-	sqlite3_bind_int(st, 7, !active);
+	sqlite3_bind_int(st, 7, test);
 	sqlite3_bind_int(st, 8, test);
-	sqlite3_bind_int(st, 9, test);
 	hk_status r = sq_step_done(c, st, err);
 	if (r == HK_OK && active)
 		duemap_lower(c->ss->due, endpoint_id, it->created_at);
@@ -1286,9 +1264,10 @@ static hk_status sq_delivery_retry(struct store *s, int64_t org_id, const char *
 	sqlite3_bind_int64(st, 2, org_id);
 	sqlite3_bind_int64(st, 3, now);
 	int rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW && sqlite3_column_int(st, 1) == 0)
+	/* On a paused endpoint too: a claim finds nothing there, and drops it. */
+	if (rc == SQLITE_ROW)
 		duemap_lower(c->ss->due, (const char *)sqlite3_column_text(st, 0),
-		             sqlite3_column_int64(st, 2));
+		             sqlite3_column_int64(st, 1));
 	if (rc == SQLITE_ROW)
 		rc = sqlite3_step(st);
 	sqlite3_reset(st);
@@ -1326,7 +1305,6 @@ const struct store_ops store_sqlite_ops = {
 	.next_due = sq_next_due,
 	.record = sq_record,
 	.release_leases = sq_release_leases,
-	.listen = sq_listen,
 	.unclaim = sq_unclaim,
 	.stats = sq_stats,
 };

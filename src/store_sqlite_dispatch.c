@@ -385,25 +385,7 @@ hk_status sq_record(struct store *s, struct store_result *r, size_t n,
 		sq_tx_rollback(c);
 		*npaused = 0;
 	}
-	for (size_t i = 0; i < *npaused; i++)
-		sq_backlog_hold(c->ss->backlog, paused[i]);
 	return h;
-}
-
-/* Finish what a crash cut short (store_sqlite.c holds and releases in
- * chunks): let go of the held deliveries of active endpoints, hold the
- * pending ones of paused endpoints. Safe beside a live process: each only
- * does what that process's own chunks are doing. */
-static hk_status repair(struct sq_conn *c, enum stmt_id which, const char *what,
-                        struct hk_err *err)
-{
-	sqlite3_stmt *st = sq_stmt(c, which, err);
-	if (!st)
-		return HK_ESTORE;
-	hk_status r = sq_step_done(c, st, err);
-	if (r == HK_OK && sqlite3_changes(c->db) > 0)
-		log_info(what, "deliveries=%d", sqlite3_changes(c->db));
-	return r;
 }
 
 /* Make the leases of a previous run due now, when this is the only process
@@ -428,11 +410,7 @@ static hk_status release_dead_leases(struct sq_conn *c, int64_t now, struct hk_e
 hk_status sq_release_leases(struct store *s, int64_t now, struct hk_err *err)
 {
 	CONN_OR_FAIL(s, err);
-	hk_status r = repair(c, ST_HELD_REPAIR, "released the rest of an interrupted release", err);
-	if (r == HK_OK)
-		r = repair(c, ST_UNHELD_REPAIR, "held the rest of an interrupted pause", err);
-	if (r == HK_OK)
-		r = release_dead_leases(c, now, err);
+	hk_status r = release_dead_leases(c, now, err);
 	duemap_stale(c->ss->due); /* rows changed in bulk: the next claim walks */
 	return r;
 }

@@ -6,7 +6,6 @@
  *                         publishing, delivery history
  * store_sqlite_dispatch.c the dispatcher's side: claims, recording attempts,
  *                         leases, the stats rollup
- * store_sqlite_backlog.c  holding and releasing backlogs, on a thread
  */
 #ifndef HK_STORE_SQLITE_INT_H
 #define HK_STORE_SQLITE_INT_H
@@ -19,19 +18,18 @@
 
 struct duemap;
 struct seal;
-struct sq_backlog;
 
 enum stmt_id {
 	ST_BEGIN, ST_COMMIT, ST_ROLLBACK,
 	ST_ORG_INSERT, ST_ORG_GET, ST_ORG_COUNT,
 	ST_KEY_INSERT, ST_KEY_LOOKUP,
 	ST_EP_INSERT, ST_EP_GET, ST_EP_PRIMARY, ST_EP_LIST, ST_EP_UPDATE, ST_EP_DELETE,
-	ST_EP_SET_SECRET, ST_EP_HOLD, ST_EP_RELEASE, ST_EP_FANOUT, ST_ROLLUP_DELETE,
+	ST_EP_SET_SECRET, ST_EP_FANOUT, ST_ROLLUP_DELETE,
 	ST_EV_IDEM, ST_EV_IDEM_CLEAR, ST_EV_INSERT, ST_DL_INSERT,
 	ST_DL_LIST, ST_DL_COUNT, ST_DL_GET, ST_AT_LIST, ST_DL_RETRY,
 	ST_DUE_WALK, ST_DUE_OF, ST_CLAIM_SELECT, ST_CLAIM_UPDATE,
 	ST_REC_DELIVERY, ST_REC_ATTEMPT, ST_REC_ENDPOINT, ST_REC_PAUSE, ST_REC_ROLLUP,
-	ST_RELEASE, ST_HELD_REPAIR, ST_UNHELD_REPAIR, ST_UNCLAIM, ST_STATS,
+	ST_RELEASE, ST_UNCLAIM, ST_STATS,
 	ST_COUNT
 };
 
@@ -53,7 +51,6 @@ struct sq_store {
 	int lock_fd; /* "<db>.lock", flock'd while open when sole */
 	bool sole;   /* no other process has the file open through hookd */
 	struct duemap *due; /* when each endpoint has something due (duemap.h) */
-	struct sq_backlog *backlog; /* holds and releases (store_sqlite_backlog.c) */
 };
 
 /* This thread's connection, opened on first use; NULL with err filled. */
@@ -88,17 +85,6 @@ hk_status sq_unclaim(struct store *s, const struct store_lease *l, size_t n, int
                      struct hk_err *err);
 hk_status sq_stats(struct store *s, const char *endpoint_id, int64_t start, int64_t end,
                    int64_t bucket_ms, struct store_stat **out, size_t *n, struct hk_err *err);
-
-/* Backlogs in the background (store_sqlite_backlog.c). Start its thread
- * (NULL on failure); stop it, leaving what is queued to the next start. */
-struct sq_backlog *sq_backlog_start(struct sq_store *ss);
-void sq_backlog_stop(struct sq_backlog *b);
-/* Queue holding a paused endpoint's pending deliveries, or releasing an
- * active one's, after the pause or re-enable committed. Returns at once. */
-void sq_backlog_hold(struct sq_backlog *b, const char *id);
-void sq_backlog_release(struct sq_backlog *b, const char *id);
-/* store_listen: the wake goes after each chunk released. */
-hk_status sq_listen(struct store *s, const struct store_listener *on, struct hk_err *err);
 
 /* Every operation starts the same way: this thread's connection. */
 #define CONN_OR_FAIL(s, err)                                   \

@@ -210,11 +210,9 @@ def test_pause_through_the_api_gives_back_deliveries_claimed_ahead(ctx):
     assert len(r.requests()) == 12
 
 
-def test_reenabling_a_backlog_of_several_chunks_delivers_each_once(ctx):
-    # SQLite lets held deliveries go 4,096 at a time, each chunk in its own
-    # transaction while deliveries already go out: none may be left behind
-    # or sent twice. (PostgreSQL leaves them as they are: they are
-    # claimable again once the endpoint is.)
+def test_reenabling_a_backlog_delivers_each_once(ctx):
+    # A paused endpoint's backlog waits where it is, and is claimable again
+    # once the endpoint is: none may be left behind or sent twice.
     h, r = start(ctx)
     st, got, _ = h.request("PUT", "/v1/webhooks", {"url": r.url("/status/200"), "enabled": False})
     assert st == 200, got
@@ -232,6 +230,59 @@ def test_reenabling_a_backlog_of_several_chunks_delivers_each_once(ctx):
     ids = [q["headers"]["webhook-id"] for q in r.requests("/status/200")]
     assert len(ids) == len(set(ids)) == n
     assert h.attempts_counted() == n
+
+
+BACKLOG = 2 * 4096 + 100  # three chunks of SQLite's release, when it had them
+CAP = 8
+
+
+def publish_backlog(h):
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda i: publish(h, {"i": i}), range(BACKLOG)))
+
+
+def all_delivered(r, path):
+    wait_until(lambda: len(r.requests(path)) >= BACKLOG, 120, "the backlog delivered")
+    time.sleep(0.5)
+    ids = [q["headers"]["webhook-id"] for q in r.requests(path)]
+    assert len(ids) == len(set(ids)) == BACKLOG, "a delivery left behind or sent twice"
+
+
+def test_pausing_mid_backlog_sends_nothing_more_then_each_once(ctx):
+    h, r = start(ctx, "--max-in-flight-per-endpoint", str(CAP))
+    ep = endpoint(h, r.url("/sleep/2000"))
+    path = BASE + "/endpoints/" + ep["id"]
+    publish_backlog(h)
+    st, got, _ = h.request("PATCH", path, {"is_active": False})
+    paused_ms = time.time() * 1000
+    assert st == 200 and got["is_active"] is False
+    # Those in flight finish (2 s), and what was claimed ahead for their
+    # slots is given back, not sent (the receiver logs a request once it
+    # has answered it, 2 s more).
+    time.sleep(5.0)
+    late = [q for q in r.requests() if q["t_ms"] > paused_ms]
+    assert late == [], "a paused endpoint was contacted"
+    st, got, _ = h.request("PATCH", path, {"url": r.url("/status/200"), "is_active": True})
+    assert st == 200 and got["is_active"] is True
+    all_delivered(r, None)  # before the pause too
+
+
+def test_breaker_pauses_mid_backlog(ctx):
+    h, r = start(ctx, *FAST, "--breaker-threshold", "3", "--max-in-flight-per-endpoint", str(CAP))
+    ep = endpoint(h, r.url("/status/500"))
+    path = BASE + "/endpoints/" + ep["id"]
+    assert h.request("PATCH", path, {"is_active": False})[0] == 200
+    publish_backlog(h)
+    # The first failures trip the breaker, which stops the rest.
+    assert h.request("PATCH", path, {"is_active": True})[0] == 200
+    wait_until(lambda: h.request("GET", BASE + "/endpoints")[1][0]["is_active"] is False, 15,
+               "endpoint paused")
+    time.sleep(1.0)  # those in flight answered
+    sent = len(r.requests())
+    time.sleep(1.0)
+    assert len(r.requests()) == sent, "a paused endpoint was contacted"
+    assert h.request("PATCH", path, {"url": r.url("/status/200"), "is_active": True})[0] == 200
+    all_delivered(r, "/status/200")
 
 
 def test_manual_retry_adds_one_attempt_same_webhook_id(ctx):
