@@ -574,6 +574,38 @@ void pg_tx_rollback(struct pg_conn *c)
 		PQclear(PQexec(c->conn, "ROLLBACK"));
 }
 
+bool pg_array_open(struct pg_array *a, size_t n, size_t each)
+{
+	a->s = malloc(3 + n * (each + 1));
+	a->len = 0;
+	if (a->s)
+		a->s[a->len++] = '{';
+	return a->s != NULL;
+}
+
+void pg_array_add(struct pg_array *a, const char *v)
+{
+	if (a->len > 1)
+		a->s[a->len++] = ',';
+	size_t n = strlen(v);
+	memcpy(a->s + a->len, v, n);
+	a->len += n;
+}
+
+void pg_array_add_uint(struct pg_array *a, unsigned v)
+{
+	char num[12];
+	snprintf(num, sizeof(num), "%u", v);
+	pg_array_add(a, num);
+}
+
+char *pg_array_close(struct pg_array *a)
+{
+	a->s[a->len++] = '}';
+	a->s[a->len] = '\0';
+	return a->s;
+}
+
 void pg_copy(const PGresult *res, int row, int col, char *dst, size_t cap)
 {
 	snprintf(dst, cap, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));

@@ -54,24 +54,20 @@ static hk_status lease_rows(const struct pg_store *ps, struct pg_conn *c, struct
 	int64_t lease;
 	RAND_bytes((unsigned char *)&lease, sizeof(lease));
 	lease &= INT64_MAX;
-	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
-	if (!ids)
+	struct pg_array ids;
+	if (!pg_array_open(&ids, n, UUID_STR_LEN))
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	size_t len = 0;
-	ids[len++] = '{';
 	for (size_t i = 0; i < n; i++) {
 		jobs[i].lease = lease;
-		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", jobs[i].delivery_id);
+		pg_array_add(&ids, jobs[i].delivery_id);
 	}
-	ids[len++] = '}';
-	ids[len] = '\0';
 	struct pg_params p = { 0 };
-	pp_text(&p, ids);
+	pp_text(&p, pg_array_close(&ids));
 	pp_int(&p, lease);
 	pp_int(&p, lease_until);
 	pp_int(&p, ps->node_id);
 	hk_status r = pg_do(c, PS_CLAIM_UPDATE, &p, NULL, err);
-	free(ids);
+	free(ids.s);
 	return r;
 }
 
@@ -127,23 +123,23 @@ static bool claim_set_fill(struct claim_set *cs, const struct store_claim_room *
 {
 	cs->of = malloc((cs->k + 1) * sizeof(*cs->of));
 	cs->next = malloc((cs->k + 1) * sizeof(*cs->next));
-	cs->ids = malloc(3 + cs->k * UUID_STR_LEN);
-	cs->rooms = malloc(3 + cs->k * 11);
-	if (!cs->of || !cs->next || !cs->ids || !cs->rooms)
+	struct pg_array ids, rooms;
+	bool ok = pg_array_open(&ids, cs->k, UUID_STR_LEN);
+	cs->ids = ids.s;
+	ok = pg_array_open(&rooms, cs->k, 10) && ok;
+	cs->rooms = rooms.s;
+	if (!ok || !cs->of || !cs->next)
 		return false;
-	size_t a = 0, b = 0;
-	cs->ids[a++] = cs->rooms[b++] = '{';
 	for (size_t i = 0; i < cs->k; i++) {
 		unsigned take = store_room_left(room, cs->due[i].id, cap);
 		if (!take)
 			continue; /* at its cap: put back as it was, still due */
-		const char *sep = cs->m ? "," : "";
-		a += (size_t)sprintf(cs->ids + a, "%s%s", sep, cs->due[i].id);
-		b += (size_t)sprintf(cs->rooms + b, "%s%u", sep, take);
+		pg_array_add(&ids, cs->due[i].id);
+		pg_array_add_uint(&rooms, take);
 		cs->of[cs->m++] = i;
 	}
-	cs->ids[a++] = cs->rooms[b++] = '}';
-	cs->ids[a] = cs->rooms[b] = '\0';
+	pg_array_close(&ids);
+	pg_array_close(&rooms);
 	return true;
 }
 
@@ -195,21 +191,17 @@ static hk_status claim_rows(const struct pg_store *ps, struct pg_conn *c, int64_
  * of its lease), into cs->next. */
 static hk_status due_reread(struct pg_conn *c, struct claim_set *cs, struct hk_err *err)
 {
-	char *ids = malloc(3 + cs->seen * UUID_STR_LEN);
-	if (!ids)
+	struct pg_array ids;
+	if (!pg_array_open(&ids, cs->seen, UUID_STR_LEN))
 		return hk_fail(err, HK_ENOMEM, NULL, "out of memory");
-	size_t len = 0;
-	ids[len++] = '{';
 	for (size_t j = 0; j < cs->seen; j++) {
-		len += (size_t)sprintf(ids + len, "%s%s", j ? "," : "", cs->due[cs->of[j]].id);
+		pg_array_add(&ids, cs->due[cs->of[j]].id);
 		cs->next[j] = DUEMAP_NONE; /* unless found: paused, or nothing pending */
 	}
-	ids[len++] = '}';
-	ids[len] = '\0';
 	struct pg_params p = { 0 };
-	pp_text(&p, ids);
+	pp_text(&p, pg_array_close(&ids));
 	PGresult *res = pg_run(c, PS_DUE_OF, &p, err);
-	free(ids);
+	free(ids.s);
 	if (!res)
 		return err->status;
 	for (int i = 0; i < PQntuples(res); i++) {
@@ -307,16 +299,12 @@ struct rec_batch {
 /* The batch's endpoints as a text[] literal; NULL when out of memory. */
 static char *endpoint_array(const struct store_result *r, size_t n)
 {
-	char *ids = malloc(n * (UUID_STR_LEN + 1) + 3);
-	if (!ids)
+	struct pg_array ids;
+	if (!pg_array_open(&ids, n, UUID_STR_LEN))
 		return NULL;
-	size_t len = 0;
-	ids[len++] = '{';
 	for (size_t i = 0; i < n; i++)
-		len += (size_t)sprintf(ids + len, "%s%s", i ? "," : "", r[i].endpoint_id);
-	ids[len++] = '}';
-	ids[len] = '\0';
-	return ids;
+		pg_array_add(&ids, r[i].endpoint_id);
+	return pg_array_close(&ids);
 }
 
 static hk_status result_send(struct pg_conn *c, const struct store_result *r, struct hk_err *err)

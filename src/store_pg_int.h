@@ -138,6 +138,19 @@ hk_status pg_tx_begin(struct pg_conn *c, struct hk_err *err);
 hk_status pg_tx_commit(struct pg_conn *c, struct hk_err *err);
 /* Roll back whatever transaction is open; harmless when none is. */
 void pg_tx_rollback(struct pg_conn *c);
+/* An array literal for a text[] or int[] parameter: "{a,b,c}", in one
+ * allocation sized at open for n elements of up to `each` characters.
+ * Elements are ids and numbers, which need no quoting. */
+struct pg_array {
+	char *s;
+	size_t len;
+};
+/* false when out of memory. */
+bool pg_array_open(struct pg_array *a, size_t n, size_t each);
+void pg_array_add(struct pg_array *a, const char *v);
+void pg_array_add_uint(struct pg_array *a, unsigned v);
+/* The finished literal, a->s: free() it. */
+char *pg_array_close(struct pg_array *a);
 /* Copy a text column into a fixed buffer; "" for NULL. */
 void pg_copy(const PGresult *res, int row, int col, char *dst, size_t cap);
 int64_t pg_int(const PGresult *res, int row, int col);
