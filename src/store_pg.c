@@ -278,6 +278,13 @@ static const char *const migrations[] = {
 	"DROP INDEX deliveries_due;"
 	"ALTER TABLE deliveries DROP COLUMN held;"
 	"CREATE INDEX deliveries_due ON deliveries(endpoint_id, next_attempt_at) WHERE status = 0;",
+	/* No query looks deliveries up by event; only a deletion of events,
+	 * which hookd never makes, would check the foreign key through it (the
+	 * SQLite backend never had it). Every claim and record writes each of
+	 * the table's indexes anew (neither can be a HOT update): four
+	 * alternating pairs of 150,000-delivery drains went from 17,188 to
+	 * 18,241/s without it. */
+	"DROP INDEX deliveries_event;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))

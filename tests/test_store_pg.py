@@ -27,7 +27,8 @@ def test_a_backlog_paused_by_an_older_version_goes_out_once_enabled(ctx):
     # deliveries held, and a re-enable unmarked them. A database left with
     # a paused backlog by such a version must deliver it once the endpoint
     # is enabled under this one. The SQL gives the database back version
-    # 2's shape: the column, its index, the marks.
+    # 2's shape: the column, its index, the marks, and the index on
+    # event_id (dropped by version 4).
     h, r = start(ctx)
     ep = endpoint(h, r.url("/status/200"))
     path = BASE + "/endpoints/" + ep["id"]
@@ -40,9 +41,11 @@ def test_a_backlog_paused_by_an_older_version_goes_out_once_enabled(ctx):
                   " UPDATE deliveries SET held = 1;"
                   " CREATE INDEX deliveries_due ON deliveries(endpoint_id, next_attempt_at)"
                   " WHERE status = 0 AND held = 0;"
-                  " DELETE FROM hookd_schema WHERE version = 3;")
+                  " CREATE INDEX deliveries_event ON deliveries(event_id);"
+                  " DELETE FROM hookd_schema WHERE version >= 3;")
     h.start()
     assert "backend=postgres version=3" in h.log_text()
+    assert "backend=postgres version=4" in h.log_text()
     time.sleep(1.5)  # a walk of the database has come and gone
     assert r.requests() == [], "a paused endpoint was contacted"
     assert h.request("PATCH", path, {"is_active": True})[0] == 200
