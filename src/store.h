@@ -335,8 +335,7 @@ hk_status store_record(struct store *s, struct store_result *r, size_t n, int br
  * their deliveries due now instead of when the lease would expire. Which
  * leases those are is the backend's to know: on SQLite all of them when this
  * is the only process on the file; on PostgreSQL those whose owning node no
- * longer holds its liveness lock. On SQLite it also finishes the holds and
- * releases of an endpoint's backlog that a crash cut short. */
+ * longer holds its liveness lock. */
 hk_status store_release_leases(struct store *s, int64_t now, struct hk_err *err);
 
 /* A claimed delivery's lease, to give the delivery back unattempted. */
