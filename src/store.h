@@ -189,7 +189,7 @@ struct store_publish {
 
 /* Publish n events in ONE transaction (the group commit): each event is
  * stored with one pending delivery per subscribed endpoint (exact type or
- * "*"); deliveries of inactive endpoints are stored held. Per-item outcomes go
+ * "*"); those of paused endpoints wait until it is enabled. Per-item outcomes go
  * to item->status; the function fails as a whole only when the transaction
  * does, and then nothing was written. When it returns HK_OK every item with
  * status HK_OK is durable. */
@@ -287,7 +287,7 @@ struct store_claim_room {
 };
 
 /* Claim up to cap due deliveries (next_attempt_at <= now, pending, endpoint
- * active, not held), never more for one endpoint than its room under
+ * active), never more for one endpoint than its room under
  * room->per_endpoint: endpoint by endpoint, the one whose oldest due
  * delivery has waited longest first, each one's oldest first. An endpoint
  * at its cap costs at most one index seek, however large its backlog, and
@@ -299,7 +299,8 @@ hk_status store_claim(struct store *s, int64_t now, int64_t lease_until, unsigne
                       const struct store_claim_room *room, struct store_job *jobs, size_t *n,
                       struct hk_err *err);
 
-/* When the next pending, unheld delivery is due (ms), or 0 when none is. */
+/* When the next pending delivery of an active endpoint is due (ms), or 0
+ * when none is. */
 hk_status store_next_due(struct store *s, int64_t *when, struct hk_err *err);
 
 /* The outcome of one attempt, decided by the dispatcher. */
