@@ -151,12 +151,12 @@ def test_breaker_pauses_holds_and_resumes(ctx):
     assert state()["consecutive_failures"] == 3
     sent = len(r.requests("/status/500"))
     assert sent == 3
-    publish(h, {"i": 2})  # published while paused: held too
+    publish(h, {"i": 2})  # published while paused: waits too
     time.sleep(1.0)
     assert len(r.requests("/status/500")) == sent, "a paused endpoint was contacted"
     ds = deliveries(h, ep)
     assert len(ds) == 3 and all(d["status"] == "pending" for d in ds)
-    # Fix the receiver and re-enable: the held deliveries go out, counter reset.
+    # Fix the receiver and re-enable: the waiting deliveries go out, counter reset.
     st, got, _ = h.request("PATCH", BASE + "/endpoints/" + ep["id"],
                            {"url": r.url("/status/200"), "is_active": True})
     assert st == 200 and got["is_active"] is True and got["consecutive_failures"] == 0
@@ -174,7 +174,7 @@ def test_pause_gives_back_deliveries_claimed_ahead(ctx):
     ep = endpoint(h, r.url("/status/500"))
     path = BASE + "/endpoints/" + ep["id"]
     assert h.request("PATCH", path, {"is_active": False})[0] == 200
-    for i in range(12):  # held, then claimed together: 2 in flight, 2 ahead
+    for i in range(12):  # waiting, then claimed together: 2 in flight, 2 ahead
         publish(h, {"i": i})
     assert h.request("PATCH", path, {"is_active": True})[0] == 200
 
