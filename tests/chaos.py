@@ -71,19 +71,23 @@ def run(ctx, kills, seed=1, log=print):
                 for _ in range(4)]
         for t in pubs:
             t.start()
-        if k % 3 == 2:
-            # Aim at "receiver answered, attempt not yet committed".
-            before = len(r.requests())
-            deadline = time.time() + 1
-            while len(r.requests()) == before and time.time() < deadline:
-                time.sleep(0.001)
-            aimed += 1
-        else:
-            time.sleep(rng.uniform(0.02, 0.3))
-        h.kill9()
-        stop.set()
-        for t in pubs:
-            t.join()
+        try:
+            if k % 3 == 2:
+                # Aim at "receiver answered, attempt not yet committed".
+                before = len(r.requests())
+                deadline = time.time() + 1
+                while len(r.requests()) == before and time.time() < deadline:
+                    time.sleep(0.001)
+                aimed += 1
+            else:
+                time.sleep(rng.uniform(0.02, 0.3))
+            h.kill9()
+        finally:
+            # Also on a failure here: publishers left running kept the
+            # process alive until make's timeout.
+            stop.set()
+            for t in pubs:
+                t.join()
         h.start()
     # Drain: every acknowledged event must arrive.
     deadline = time.time() + 120
