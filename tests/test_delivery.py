@@ -242,7 +242,7 @@ def publish_backlog(h):
 
 
 def all_delivered(r, path):
-    wait_until(lambda: len(r.requests(path)) >= BACKLOG, 120, "the backlog delivered")
+    r.wait_for(BACKLOG, path, timeout=120)
     time.sleep(0.5)
     ids = [q["headers"]["webhook-id"] for q in r.requests(path)]
     assert len(ids) == len(set(ids)) == BACKLOG, "a delivery left behind or sent twice"
