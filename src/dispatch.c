@@ -31,7 +31,7 @@
  *   - claim first: giving slots back, the loop sets d->claim_first under
  *     d->lock; the recorder waits on d->cond (at most CLAIM_FIRST_MAX_MS)
  *     until the claimer, done with the store, clears it and signals.
- * The multi handle and the transfers belong to the loop thread alone; the
+ * The multi handles and the transfers belong to the loop thread alone; the
  * per-endpoint and global claimed counts, to the claimer alone.
  *
  * With a store that writes one transaction at a time (store_one_writer:
@@ -106,6 +106,7 @@ struct xfer {
 	bool capped;      /* stopped reading at BODY_HARD_CAP */
 	int64_t retry_after;
 	int64_t started_wall, started_mono;
+	unsigned multi;   /* curlpoll's multi handle for the job's URL */
 	struct xfer *next_free;          /* on the free list */
 	struct xfer *prev_on, *next_on;  /* on the active list */
 };
@@ -157,15 +158,14 @@ struct dispatch {
 	 * both claims and records, and there is no claim_thread. */
 	bool one_writer;
 	pthread_t loop_thread, rec_thread, claim_thread;
-	CURLM *multi;
-	struct curlpoll *poll; /* drives multi; curlpoll_wakeup from any thread */
+	struct curlpoll *poll; /* its multi handles; curlpoll_wakeup from any thread */
 	/* loop thread only */
 	unsigned in_flight;  /* transfers started, not finished */
 	struct xfer *free_xfers;
 	unsigned nfree;      /* on free_xfers */
 	unsigned destroyed;  /* transfers freed since the last heap_release */
 	int64_t released_at; /* tu_mono_ms of the last heap_release */
-	int64_t dns_pruned_at; /* tu_mono_ms of the last DNS cache walk */
+	int64_t dns_pruned_at[CURLPOLL_MULTIS]; /* tu_mono_ms of each multi's last DNS cache walk */
 	struct xfer *active; /* started, not yet finished */
 	struct outcome *round, *round_tail; /* finished this round, for the recorder */
 	struct store_job *spare; /* swapped with d->ready */
@@ -372,7 +372,7 @@ static curl_socket_t on_open_socket(void *arg, curlsocktype purpose, struct curl
 	}
 	curl_socket_t fd = socket(a->family, a->socktype, a->protocol);
 	if (fd != CURL_SOCKET_BAD)
-		curlpoll_opened(x->d->poll, fd);
+		curlpoll_opened(x->d->poll, x->multi, fd);
 	return fd;
 }
 
@@ -419,13 +419,14 @@ static int build_headers(struct xfer *x, int64_t ts)
 	return 0;
 }
 
-/* CURLOPT_DNS_CACHE_TIMEOUT for the next transfer (DNS_PRUNE_EVERY_MS). */
-static long dns_cache_timeout(struct dispatch *d)
+/* CURLOPT_DNS_CACHE_TIMEOUT for the next transfer on multi handle i, each
+ * of which has a DNS cache of its own (DNS_PRUNE_EVERY_MS). */
+static long dns_cache_timeout(struct dispatch *d, unsigned i)
 {
 	int64_t now = tu_mono_ms();
-	if (d->dns_pruned_at && now - d->dns_pruned_at < DNS_PRUNE_EVERY_MS)
+	if (d->dns_pruned_at[i] && now - d->dns_pruned_at[i] < DNS_PRUNE_EVERY_MS)
 		return -1;
-	d->dns_pruned_at = now;
+	d->dns_pruned_at[i] = now;
 	return DNS_PRUNE_EVERY_MS / 1000;
 }
 
@@ -433,7 +434,7 @@ static long dns_cache_timeout(struct dispatch *d)
 static void set_job_options(struct xfer *x)
 {
 	CURL *e = x->easy;
-	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, dns_cache_timeout(x->d));
+	curl_easy_setopt(e, CURLOPT_DNS_CACHE_TIMEOUT, dns_cache_timeout(x->d, x->multi));
 	curl_easy_setopt(e, CURLOPT_URL, x->job.url);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, x->job.body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)x->job.body_len);
@@ -522,6 +523,7 @@ static void start(struct dispatch *d, struct store_job *job)
 	x->errbuf[0] = x->blocked[0] = '\0';
 	x->started_wall = tu_now_ms();
 	x->started_mono = tu_mono_ms();
+	x->multi = curlpoll_multi_for(x->job.url);
 	d->in_flight++;
 	x->prev_on = NULL;
 	x->next_on = d->active;
@@ -534,7 +536,7 @@ static void start(struct dispatch *d, struct store_job *job)
 		return;
 	}
 	set_job_options(x);
-	if (curl_multi_add_handle(d->multi, x->easy) != CURLM_OK) {
+	if (curl_multi_add_handle(curlpoll_multi(d->poll, x->multi), x->easy) != CURLM_OK) {
 		snprintf(x->blocked, sizeof(x->blocked), "cannot start the transfer");
 		finish(d, x, CURLE_FAILED_INIT);
 	}
@@ -732,16 +734,19 @@ static void give_back(struct dispatch *d)
 
 static void collect(struct dispatch *d)
 {
-	CURLMsg *m;
-	int left;
-	while ((m = curl_multi_info_read(d->multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		struct xfer *x = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
-		CURLcode rc = m->data.result;
-		curl_multi_remove_handle(d->multi, m->easy_handle);
-		finish(d, x, rc);
+	for (unsigned i = 0; i < CURLPOLL_MULTIS; i++) {
+		CURLM *multi = curlpoll_multi(d->poll, i);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			struct xfer *x = NULL;
+			curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+			CURLcode rc = m->data.result;
+			curl_multi_remove_handle(multi, m->easy_handle);
+			finish(d, x, rc);
+		}
 	}
 }
 
@@ -1101,7 +1106,7 @@ static void *loop_main(void *arg)
 	/* Grace is over: abandon what is still in flight (its lease expires). */
 	while (d->active) {
 		struct xfer *x = d->active;
-		curl_multi_remove_handle(d->multi, x->easy);
+		curl_multi_remove_handle(curlpoll_multi(d->poll, x->multi), x->easy);
 		log_info("abandoned an attempt at shutdown", "delivery=%s", x->job.delivery_id);
 		unlink_active(d, x);
 		store_job_clear(&x->job);
@@ -1321,10 +1326,7 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct dispatch *d = calloc(1, sizeof(*d));
-	if (!d || !(d->multi = curl_multi_init()) ||
-	    !(d->poll = curlpoll_new(d->multi, IDLE_CONNS_KEPT))) {
-		if (d && d->multi)
-			curl_multi_cleanup(d->multi);
+	if (!d || !(d->poll = curlpoll_new(IDLE_CONNS_KEPT))) {
 		free(d);
 		hk_fail(err, HK_ENOMEM, NULL, "out of memory");
 		return NULL;
@@ -1334,12 +1336,16 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	d->wake = true;
 	d->one_writer = store_one_writer(s);
 	d->outcome_cond = d->one_writer ? &d->claim_cond : &d->cond;
-	curl_multi_setopt(d->multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
-	/* A burst of transfers to one host opens a connection each before the
-	 * first says it multiplexes (HTTP/2): 10,000 at once opened 9,000
-	 * connections at ~80 KiB each. Capped, the rest wait for a stream or a
-	 * connection; their attempt timeout runs meanwhile. */
-	curl_multi_setopt(d->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections_per_host);
+	for (unsigned i = 0; i < CURLPOLL_MULTIS; i++) {
+		CURLM *multi = curlpoll_multi(d->poll, i);
+		curl_multi_setopt(multi, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+		/* A burst of transfers to one host opens a connection each before
+		 * the first says it multiplexes (HTTP/2): 10,000 at once opened
+		 * 9,000 connections at ~80 KiB each. Capped, the rest wait for a
+		 * stream or a connection; their attempt timeout runs meanwhile. A
+		 * host's transfers all go to one multi handle, so the cap holds. */
+		curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)cfg->max_connections_per_host);
+	}
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -1348,7 +1354,6 @@ struct dispatch *dispatch_start(struct store *s, const struct dispatch_config *c
 	pthread_cond_init(&d->claim_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if (start_threads(d) != 0) {
-		curl_multi_cleanup(d->multi);
 		curlpoll_free(d->poll);
 		pthread_cond_destroy(&d->claim_cond);
 		pthread_cond_destroy(&d->cond);
@@ -1451,8 +1456,7 @@ void dispatch_free(struct dispatch *d)
 			free(e->ring);
 			free(e);
 		}
-	curl_multi_cleanup(d->multi); /* closes connections through d->poll */
-	curlpoll_free(d->poll);
+	curlpoll_free(d->poll); /* closes the connections */
 	for (size_t i = 0; i < d->nready; i++)
 		store_job_clear(&d->ready[i]);
 	free(d->ready);

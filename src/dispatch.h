@@ -11,9 +11,10 @@
  *     least once a second. Claims have their own thread because a claim
  *     waits for the store's write lock, which a commit holds through its
  *     fsync: the loop must never wait there.
- *   - the loop thread owns the curl multi handle, which it drives with
- *     curl_multi_socket_action on only the sockets that are ready (curlpoll.h),
- *     so attempts that hang cost little while they wait. It starts one
+ *   - the loop thread owns the curl multi handles (one per share of the
+ *     hosts), which it drives with curl_multi_socket_action on only the
+ *     sockets that are ready (curlpoll.h), so attempts that hang cost little
+ *     while they wait. It starts one
  *     transfer per job, and when a transfer ends it decides the outcome
  *     (success, retry at a time from the schedule or Retry-After, or final
  *     failure) and hands a result to the recorder through a mutex-protected

@@ -13,17 +13,37 @@ BACKENDS = ("sqlite",)
 BASE = "/org/default/webhooks"
 
 
+def multi_for(url):
+    """The multi handle hookd's loop puts a transfer to url on: FNV-1a of
+    the URL's authority, case folded, modulo 16, as curlpoll_multi_for does
+    (tests/unit_curlpoll.c pins its values). Each multi handle has its own
+    connection cache and its own limit of connections kept."""
+    authority = url.split("://", 1)[1]
+    for stop in "/?#":
+        authority = authority.split(stop, 1)[0]
+    h = 2166136261
+    for ch in authority.lower().encode():
+        h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+    return h % 16
+
+
 class Hanging:
     """A TCP listener on loopback that accepts and never says a word: a TLS
-    handshake to it waits until hookd gives up."""
+    handshake to it waits until hookd gives up. Its port is chosen so that
+    hookd's transfers to it go on the same multi handle as those to
+    beside_url."""
 
-    def __init__(self):
+    def __init__(self, beside_url):
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        self.ls = socket.socket()
-        self.ls.bind(("127.0.0.1", 0))
+        while True:
+            self.ls = socket.socket()
+            self.ls.bind(("127.0.0.1", 0))
+            self.port = self.ls.getsockname()[1]
+            if multi_for(self.url()) == multi_for(beside_url):
+                break
+            self.ls.close()
         self.ls.listen(4096)
-        self.port = self.ls.getsockname()[1]
         self.held = []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -33,6 +53,9 @@ class Hanging:
                 self.held.append(self.ls.accept()[0])
             except OSError:
                 return
+
+    def url(self):
+        return "https://127.0.0.1:%d/" % self.port
 
     def close(self):
         self.ls.close()
@@ -50,14 +73,16 @@ def test_connections_are_reused_beside_a_thousand_hanging(ctx):
     healthy one still reuse their connections. libcurl counts connections in
     use against its limit of kept ones, and past that limit closes each as
     its transfer ends: with a fixed limit of 1,024 every one of these
-    deliveries opened a connection (and paid a TLS handshake) of its own."""
-    slow = Hanging()
-    ctx.cleanup(slow.close)
+    deliveries opened a connection (and paid a TLS handshake) of its own.
+    The slow receiver's transfers share the healthy one's multi handle, and
+    so its connection cache and limit."""
     r = ctx.receiver()
+    slow = Hanging(r.url("/status/200"))
+    ctx.cleanup(slow.close)
     h = ctx.hookd(extra_args=["--ca-file", ctx.certs["ca"], "--allow-targets", "127.0.0.0/8",
                               "--max-connections-per-host", "0", "--max-in-flight-per-endpoint", "2000",
                               "--connect-timeout", "120s", "--attempt-timeout", "120s"])
-    for url, kind in (("https://127.0.0.1:%d/" % slow.port, "slow"), (r.url("/status/200"), "fast")):
+    for url, kind in ((slow.url(), "slow"), (r.url("/status/200"), "fast")):
         st, got, _ = h.request("POST", BASE + "/endpoints", {"url": url, "event_types": [kind]})
         assert st == 201, got
     for i in range(1100):
