@@ -65,6 +65,8 @@ static const struct opt opts[] = {
 	  "concurrent delivery attempts to one endpoint" },
 	{ "max-connections-per-host", CMD_SERVE, K_INT, OFF(max_connections_per_host), "256",
 	  "delivery connections to one host:port (0: no cap); more attempts queue" },
+	{ "dns-ttl", CMD_SERVE, K_DURATION, OFF(dns_ttl_ms), "60s",
+	  "how long a receiver's resolved address is reused (looked up again within twice this)" },
 	{ "commit-batch", CMD_SERVE, K_INT, OFF(commit_batch), "2048",
 	  "most events published in one group commit" },
 	{ "name", CMD_ORG_CREATE, K_STR, OFF(name), NULL, "display name of the org (default: slug)" },

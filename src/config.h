@@ -40,6 +40,7 @@ struct config {
 	int64_t retry_after_cap_ms;
 	int64_t grace_ms;
 	int64_t lease_margin_ms;
+	int64_t dns_ttl_ms;
 	int64_t idempotency_window_ms;
 	int64_t conn_timeout_ms;
 	uint64_t max_body;

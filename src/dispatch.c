@@ -84,13 +84,6 @@
 #define XFER_KEEP 256
 #define IDLE_CONNS_KEPT 1024 /* idle connections kept for reuse (curlpoll_new) */
 #define HEAP_RELEASE_EVERY_MS 1000 /* at most this often, while a burst subsides */
-/* libcurl 7.88 walks its whole DNS cache (an entry per host it has resolved,
- * IP literals included) as each transfer starts, to drop the entries older
- * than CURLOPT_DNS_CACHE_TIMEOUT. Beside 2,000 endpoints that walk was a
- * seventh of the delivery loop's time. So transfers keep entries for good
- * (-1 skips the walk) except one a minute, which walks with libcurl's
- * default of 60 s: a host's address is looked up again within two minutes. */
-#define DNS_PRUNE_EVERY_MS 60000
 
 struct xfer {
 	struct dispatch *d;
@@ -420,14 +413,23 @@ static int build_headers(struct xfer *x, int64_t ts)
 }
 
 /* CURLOPT_DNS_CACHE_TIMEOUT for the next transfer on multi handle i, each
- * of which has a DNS cache of its own (DNS_PRUNE_EVERY_MS). */
+ * of which has a DNS cache of its own.
+ *
+ * libcurl 7.88 walks its whole DNS cache (an entry per host it has resolved,
+ * IP literals included) as each transfer starts, to drop the entries older
+ * than the timeout. Beside 2,000 endpoints that walk was a seventh of the
+ * delivery loop's time. So transfers keep entries for good (-1 skips the
+ * walk) except one per cfg->dns_ttl_ms on each multi handle, which walks
+ * with that timeout: a host's address is looked up again within twice it.
+ * libcurl counts the timeout in whole seconds; under one, that transfer
+ * resolves afresh and drops every entry. */
 static long dns_cache_timeout(struct dispatch *d, unsigned i)
 {
-	int64_t now = tu_mono_ms();
-	if (d->dns_pruned_at[i] && now - d->dns_pruned_at[i] < DNS_PRUNE_EVERY_MS)
+	int64_t now = tu_mono_ms(), ttl = d->cfg->dns_ttl_ms;
+	if (d->dns_pruned_at[i] && now - d->dns_pruned_at[i] < ttl)
 		return -1;
 	d->dns_pruned_at[i] = now;
-	return DNS_PRUNE_EVERY_MS / 1000;
+	return (long)(ttl / 1000);
 }
 
 /* What changes from one attempt to the next. */

@@ -57,6 +57,7 @@ struct dispatch_config {
 	int64_t retry_after_cap_ms;       /* Retry-After is honoured up to this (1 h) */
 	int64_t grace_ms;                 /* shutdown: how long in-flight attempts may finish */
 	int64_t lease_margin_ms;          /* a lease lasts connect + attempt timeout + this */
+	int64_t dns_ttl_ms;               /* a host is resolved again within twice this */
 	unsigned max_in_flight;
 	unsigned max_in_flight_per_endpoint;
 	int max_connections_per_host;     /* 0: no cap; over it, transfers queue in libcurl */

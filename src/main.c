@@ -244,7 +244,7 @@ static int server_start(struct server *sv)
 		.schedule = cfg->schedule, .breaker_threshold = cfg->breaker_threshold,
 		.connect_timeout_ms = cfg->connect_timeout_ms, .attempt_timeout_ms = cfg->attempt_timeout_ms,
 		.retry_after_cap_ms = cfg->retry_after_cap_ms, .grace_ms = cfg->grace_ms,
-		.lease_margin_ms = cfg->lease_margin_ms,
+		.lease_margin_ms = cfg->lease_margin_ms, .dns_ttl_ms = cfg->dns_ttl_ms,
 		.max_in_flight = (unsigned)cfg->max_in_flight,
 		.max_in_flight_per_endpoint = (unsigned)cfg->max_in_flight_per_endpoint,
 		.max_connections_per_host = cfg->max_connections_per_host,

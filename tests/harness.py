@@ -49,9 +49,10 @@ def wait_until(pred, timeout, msg):
 
 
 def certs():
-    """A test CA, a server certificate it signed for 127.0.0.1/localhost, and
-    a self-signed 'bad' one; made once, shared by every test."""
-    out = os.path.join(TMP, "certs")
+    """A test CA, a server certificate it signed for 127.0.0.1, localhost and
+    moves.test (tests/rebind.c resolves it), and a self-signed 'bad' one;
+    made once, shared by every test."""
+    out = os.path.join(TMP, "certs-2")
     names = {k: os.path.join(out, k + ".pem") for k in ("ca", "server", "bad")}
     names.update({k + "_key": os.path.join(out, k + ".key") for k in ("ca", "server", "bad")})
     if os.path.exists(os.path.join(out, "done")):
@@ -66,7 +67,7 @@ def certs():
         "-subj", "/CN=hookd test CA")
     ssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
     with open(os.path.join(work, "ext.cnf"), "w") as f:
-        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n")
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:moves.test\nbasicConstraints=CA:FALSE\n")
     ssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
         "-CAcreateserial", "-out", "server.pem", "-days", "3650", "-extfile", "ext.cnf")
     ssl("req", "-x509", *ec, "-keyout", "bad.key", "-out", "bad.pem", "-days", "3650",

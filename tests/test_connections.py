@@ -126,3 +126,53 @@ def test_idle_connections_closed_by_the_receiver_cost_nothing(ctx):
     time.sleep(2)
     spent = cpu_seconds(h.proc.pid) - before
     assert spent < 0.5, "idle hookd spent %.2f s of CPU in 2 s" % spent
+
+
+class Refusing:
+    """A TCP listener that accepts and closes at once, counting the
+    connections: an attempt to it fails in its TLS handshake."""
+
+    def __init__(self, host, port):
+        self.ls = socket.create_server((host, port))
+        self.accepted = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                self.ls.accept()[0].close()
+            except OSError:
+                return
+            self.accepted += 1
+
+    def close(self):
+        self.ls.close()
+
+
+def test_a_receiver_that_moves_is_found_at_its_new_address(ctx):
+    """hookd keeps a receiver's resolved address for --dns-ttl: most
+    transfers skip libcurl's DNS cache expiry (libcurl 7.88 walks the whole
+    cache each time), one per TTL on each multi handle runs it. A name that
+    moves to a new address must be looked up again and reached there; with
+    the expiry never run, every retry went back to the old address."""
+    r = ctx.receiver()
+    old = Refusing("127.0.0.2", r.port)
+    ctx.cleanup(old.close)
+    moves = os.path.join(ctx.workdir, "moves.test")
+    with open(moves, "w") as f:
+        f.write("127.0.0.2\n")
+    shim = os.path.join(ctx.build_dir, "tests", "librebind.so")
+    h = ctx.hookd(extra_args=["--allow-targets", "127.0.0.0/8", "--ca-file", ctx.certs["ca"],
+                              "--dns-ttl", "1s", "--retry-schedule", ",".join(["1s"] * 30),
+                              "--breaker-threshold", "0"],
+                  env={"LD_PRELOAD": shim, "HOOKD_TEST_MOVES": moves,
+                       "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:verify_asan_link_order=0"})
+    st, got, _ = h.request("PUT", "/v1/webhooks",
+                           {"url": "https://moves.test:%d/status/200" % r.port, "enabled": True})
+    assert st == 200, got
+    publish(h, "x", 0)
+    wait_until(lambda: old.accepted >= 2, 30, "two attempts at the old address")
+    with open(moves, "w") as f:
+        f.write("127.0.0.1\n")
+    reqs = r.wait_for(1, "/status/200", timeout=30)
+    assert len(reqs) == 1, reqs
