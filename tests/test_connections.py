@@ -176,3 +176,58 @@ def test_a_receiver_that_moves_is_found_at_its_new_address(ctx):
         f.write("127.0.0.1\n")
     reqs = r.wait_for(1, "/status/200", timeout=30)
     assert len(reqs) == 1, reqs
+
+
+def sockets_of(pid):
+    """How many sockets a process holds."""
+    n = 0
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            n += os.readlink("/proc/%d/fd/%s" % (pid, fd)).startswith("socket:")
+        except OSError:
+            pass
+    return n
+
+
+def test_idle_connections_elsewhere_leave_a_busy_host_its_own(ctx):
+    """hookd keeps about 1,024 idle connections in all, over its 16 multi
+    handles. Once more than that sit idle at other hosts, a host on another
+    multi handle must still keep (at least 64 of) its connections between
+    deliveries, not open one per delivery."""
+    busy = ctx.receiver()
+    others = []
+    while len(others) < 17:  # receivers on the other 15 multi handles
+        r = ctx.receiver()
+        if multi_for(r.url("/")) != multi_for(busy.url("/")):
+            others.append(r)
+    h = ctx.hookd(extra_args=["--ca-file", ctx.certs["ca"], "--allow-targets", "127.0.0.0/8"])
+    eps = []
+    for url, kind in [(r.url("/sleep/1000"), "burst") for r in others] + [(busy.url("/sleep/300"), "fast")]:
+        st, got, _ = h.request("POST", BASE + "/endpoints", {"url": url, "event_types": [kind]})
+        assert st == 201, got
+        eps.append(got["id"])
+
+    def succeeded(ep):
+        st, got, _ = h.request("GET", BASE + "/endpoints/" + ep + "/deliveries?per_page=100")
+        assert st == 200, got
+        return sum(d["status"] == "succeeded" for d in got["deliveries"])
+    # 64 events, each to all 17: 64 attempts at once per endpoint (its cap),
+    # so 64 connections to each receiver, idle once they are answered.
+    for i in range(64):
+        publish(h, "burst", i)
+    wait_until(lambda: all(succeeded(ep) == 64 for ep in eps[:-1]), 120, "the burst answered")
+    made = sum(len({q["peer_port"] for q in r.requests()}) for r in others)
+    assert made > 1024, "the burst made only %d connections" % made
+    held = sockets_of(h.proc.pid)
+    assert held > 1024, "hookd holds only %d sockets after the burst" % held
+
+    # Waves of 20 attempts that overlap (each answered after 0.3 s): as
+    # each ends, the others still hold their connections, and libcurl
+    # closes idle ones beyond what the multi handle may keep. Kept, the
+    # first wave's connections serve every later one.
+    for wave in range(5):
+        for i in range(20):
+            publish(h, "fast", wave * 20 + i)
+        wait_until(lambda: succeeded(eps[-1]) == wave * 20 + 20, 60, "wave %d answered" % wave)
+    ports = {q["peer_port"] for q in busy.requests("/sleep/300")}
+    assert len(ports) <= 40, "100 deliveries came over %d connections" % len(ports)
