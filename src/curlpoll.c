@@ -59,7 +59,6 @@ struct curlpoll {
 	struct watch *w;  /* by descriptor */
 	size_t nw;
 	long idle_kept;
-	long idle;        /* the lanes' idle connections in all */
 	struct lane lane[CURLPOLL_MULTIS];
 };
 
@@ -112,10 +111,8 @@ static void count_watched(struct curlpoll *p, const struct watch *w, int by)
 {
 	struct lane *l = &p->lane[w->lane];
 	l->watched += by;
-	if (w->lazy) {
+	if (w->lazy)
 		l->idle -= by;
-		p->idle -= by;
-	}
 }
 
 /* CURLMOPT_SOCKETFUNCTION: watch s for what libcurl asks, or stop. */
@@ -219,7 +216,6 @@ void curlpoll_opened(struct curlpoll *p, unsigned i, curl_socket_t s)
 		return;
 	*w = (struct watch){ .lazy = true, .lane = (uint8_t)i };
 	p->lane[i].idle++;
-	p->idle++;
 }
 
 int curlpoll_close_socket(void *clientp, curl_socket_t s)
@@ -229,10 +225,8 @@ int curlpoll_close_socket(void *clientp, curl_socket_t s)
 		struct watch *w = &p->w[s];
 		if (w->want)
 			count_watched(p, w, -1);
-		if (w->lazy) {
+		if (w->lazy)
 			p->lane[w->lane].idle--;
-			p->idle--;
-		}
 		*w = (struct watch){ 0 }; /* close drops the registration */
 	}
 	return close(s);
@@ -245,8 +239,12 @@ int curlpoll_close_socket(void *clientp, curl_socket_t s)
 static void limit_connections(struct lane *l)
 {
 	const struct curlpoll *p = l->p;
+	long elsewhere = 0;
+	for (unsigned i = 0; i < CURLPOLL_MULTIS; i++)
+		if (&p->lane[i] != l)
+			elsewhere += p->lane[i].idle;
 	long share = p->idle_kept / CURLPOLL_MULTIS;
-	long left = p->idle_kept - (p->idle - l->idle);
+	long left = p->idle_kept - elsewhere;
 	long want = l->watched + (left > share ? left : share);
 	if (want != l->maxconnects) {
 		curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, want);
