@@ -1254,7 +1254,7 @@ static void *recorder_main(void *arg)
 
 /* Claims and records in turn, claims first: a claim refills the loop, a
  * record can wait one claim. On SQLite this beats a claimer and a recorder
- * side by side (bench/RESULTS.md): they could only take turns at the write
+ * side by side (bench/JOURNAL.md): they could only take turns at the write
  * lock anyway, and each one's commit emptied the other's page cache. */
 static void *store_main(void *arg)
 {

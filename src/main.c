@@ -343,7 +343,7 @@ static int cmd_serve(int argc, char **argv)
 	 * upload buffer for every transfer and frees it when the transfer is
 	 * done; glibc serves each such large request only after merging every
 	 * block waiting in the fastbins. Small blocks still come from the
-	 * per-thread tcache. Drains went about 6% faster (bench/RESULTS.md);
+	 * per-thread tcache. Drains went about 6% faster (bench/JOURNAL.md);
 	 * ingest and RSS did not move. */
 	mallopt(M_MXFAST, 0);
 	raise_open_files(&sv.cfg);

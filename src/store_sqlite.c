@@ -318,7 +318,7 @@ static hk_status conn_open(struct sq_store *ss, struct sq_conn **out, struct hk_
 	 * on the path of a 202 or a claim. At 8,000 (a WAL of up to 32 MiB),
 	 * pages written again and again go to the database once per
 	 * checkpoint: alternating runs gave drains 5% and ingest 6% faster, with
-	 * the same latency (bench/RESULTS.md). */
+	 * the same latency (bench/JOURNAL.md). */
 	if (sq_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
 	                   " PRAGMA wal_autocheckpoint=8000;"
 	                   " PRAGMA foreign_keys=ON; PRAGMA cache_size=-2000;") != SQLITE_OK) {
