@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "csvlist.h"
 #include "timeutil.h"
 
 void retry_schedule_default(struct retry_schedule *s)
@@ -23,40 +24,25 @@ void retry_schedule_default(struct retry_schedule *s)
 	memcpy(s->delay_ms, d, sizeof(d));
 }
 
-/* The item of len bytes at p, trimmed of spaces, into buf; false when empty
- * or longer than any duration. */
-static bool take_item(const char *p, size_t len, char *buf, size_t cap)
-{
-	while (len && (*p == ' ' || *p == '\t'))
-		p++, len--;
-	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-		len--;
-	if (len == 0 || len >= cap)
-		return false;
-	memcpy(buf, p, len);
-	buf[len] = '\0';
-	return true;
-}
-
 int retry_schedule_parse(const char *csv, struct retry_schedule *s, char *errbuf, size_t errcap)
 {
 	struct retry_schedule out = { 0 };
 	char item[32], bad[64];
 	const char *why = NULL;
-	for (const char *p = csv; p && *p && !why;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		if (out.n == RETRY_MAX_STEPS) {
+	struct csvlist l;
+	enum csvlist_step st;
+	csvlist_start(&l, csv);
+	while (!why && (st = csvlist_next(&l, item, sizeof(item))) != CSVLIST_END) {
+		if (st == CSVLIST_TRAILING) {
+			why = "trailing comma";
+		} else if (out.n == RETRY_MAX_STEPS) {
 			why = "at most 32 delays";
-		} else if (!take_item(p, len, item, sizeof(item))) {
+		} else if (st == CSVLIST_BAD_ITEM) {
 			why = "empty or overlong delay (each must be like 5s, 2m or 1h)";
 		} else if (tu_parse_duration_ms(item, &out.delay_ms[out.n++]) != 0) {
 			snprintf(bad, sizeof(bad), "invalid delay '%s'", item);
 			why = bad;
 		}
-		p = comma ? comma + 1 : NULL;
-		if (!why && p && !*p)
-			why = "trailing comma";
 	}
 	if (why) {
 		if (errbuf && errcap)

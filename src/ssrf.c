@@ -20,6 +20,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "csvlist.h"
+
 struct cidr {
 	unsigned char addr[16];
 	unsigned bits; /* over the 128-bit form */
@@ -283,21 +285,6 @@ static int parse_cidr(const char *text, struct cidr *c)
 	return 0;
 }
 
-/* The item of len bytes at p, trimmed of spaces, into buf; false when empty
- * or too long for any address. */
-static bool take_item(const char *p, size_t len, char *buf, size_t cap)
-{
-	while (len && (*p == ' ' || *p == '\t'))
-		p++, len--;
-	while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
-		len--;
-	if (len == 0 || len >= cap)
-		return false;
-	memcpy(buf, p, len);
-	buf[len] = '\0';
-	return true;
-}
-
 /* Free a, write the message (when there is a buffer), return -1. */
 __attribute__((format(printf, 4, 5)))
 static int fail(struct ssrf_allow *a, char *errbuf, size_t errcap, const char *fmt, ...)
@@ -320,18 +307,18 @@ int ssrf_allow_parse(const char *csv, struct ssrf_allow **out, char *errbuf, siz
 	struct ssrf_allow *a = calloc(1, sizeof(*a) + items * sizeof(struct cidr));
 	if (!a)
 		return fail(NULL, errbuf, errcap, "out of memory");
-	for (const char *p = csv; p && *p;) {
-		const char *comma = strchr(p, ',');
-		size_t len = comma ? (size_t)(comma - p) : strlen(p);
-		char item[80];
-		if (!take_item(p, len, item, sizeof(item)))
+	struct csvlist l;
+	enum csvlist_step st;
+	char item[80];
+	csvlist_start(&l, csv);
+	while ((st = csvlist_next(&l, item, sizeof(item))) != CSVLIST_END) {
+		if (st == CSVLIST_TRAILING)
+			return fail(a, errbuf, errcap, "trailing comma");
+		if (st == CSVLIST_BAD_ITEM)
 			return fail(a, errbuf, errcap, "empty or overlong CIDR in the list");
 		if (parse_cidr(item, &a->c[a->n]) != 0)
 			return fail(a, errbuf, errcap, "invalid CIDR '%s'", item);
 		a->n++;
-		p = comma ? comma + 1 : NULL;
-		if (p && !*p)
-			return fail(a, errbuf, errcap, "trailing comma");
 	}
 	*out = a;
 	return 0;
