@@ -13,7 +13,7 @@ case $level in
 test|bench) pkgs="$pkgs python3 openssl sqlite3 clang libclang-rt-14-dev procps postgresql" ;;
 esac
 case $level in
-bench) pkgs="$pkgs nginx-light wrk linux-perf valgrind" ;;
+bench) pkgs="$pkgs nginx-light wrk nghttp2-client linux-perf valgrind" ;;
 esac
 missing=""
 for p in $pkgs; do

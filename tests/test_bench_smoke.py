@@ -24,7 +24,8 @@ def test_benchmark_smoke(ctx):
               "drain_over_ceiling", "drain_over_limit", "ingest_over_healthz",
               "pg1_ingest_rps", "pg1_drain_rps", "pg2_ingest_rps", "pg2_drain_rps",
               "isolation_alone_rps", "isolation_rps", "isolation_ratio",
-              "beside_hanging_drain_rps", "beside_hanging_over_drain"):
+              "beside_hanging_drain_rps", "beside_hanging_over_drain",
+              "h2load_h1_rps", "h2load_h1_over_limit", "inflight_h2load_peak_rss_mib"):
         assert isinstance(r[k], (int, float)) and r[k] > 0, (k, r.get(k))
     # Both ends stamp to the millisecond: 0 ms is a real latency here.
     assert 0 <= r["latency_p50_ms"] <= r["latency_p99_ms"], r
