@@ -34,6 +34,11 @@ def test_benchmark_smoke(ctx):
     # a usual file limit allows, hookd frees the transfers it does not keep).
     for k in ("inflight_succeeded", "inflight_h1_succeeded"):
         assert r[k] == r["inflight"], (k, r[k])
+    # Each target is judged (at smoke sizes the verdicts mean nothing).
+    assert sorted(r["targets_met"]) == sorted(
+        ("ingest_rps", "drain_over_ceiling", "drain_over_limit", "latency_p99_ms",
+         "drain_peak_rss_mib", "inflight_peak_rss_mib", "stats_p50_ms")), r["targets_met"]
+    assert all(isinstance(v, bool) for v in r["targets_met"].values()), r["targets_met"]
     assert "drain / ceiling" in p.stdout and "PostgreSQL, 2 nodes: drain" in p.stdout
     assert "beside one hanging with 2000 due" in p.stdout
     assert "drain beside 20 endpoints with one hanging each" in p.stdout
