@@ -55,7 +55,7 @@ void curlpoll_free(struct curlpoll *p);
 /* Multi handle i (below CURLPOLL_MULTIS), for options and transfers. */
 CURLM *curlpoll_multi(struct curlpoll *p, unsigned i);
 /* The multi handle for a transfer to url: the same for every URL with the
- * same scheme, host and port as written. */
+ * same authority (host and port as written, case folded). */
 unsigned curlpoll_multi_for(const char *url);
 
 /* Every socket a transfer on multi i connects with must be announced here
